@@ -1,0 +1,1 @@
+"""pytest-benchmark cases for freezebench and the harness around them."""

@@ -1,0 +1,104 @@
+"""pytest configuration of the benchmark suite: options, defaults, case parametrization."""
+
+import itertools
+
+import pytest
+
+from bench.devices import skip_reason
+from bench.harness import Case, TimingSettings
+from bench.options import add_options, parse_options
+from bench.results import STORAGE_DIR
+from models.datasets import load_training_data
+from models.errors import ConfigError
+
+# A round of at least 20 ms holds several steps of the small MLP cases, so the
+# per-round host read and Python dispatch are a small share of it. pytest-benchmark's
+# own default (5 us) would give one-step rounds.
+DEFAULT_ROUND_TARGET = 0.02
+
+
+def pytest_addoption(parser):
+    add_options(parser)
+
+
+def _given(config, flag):
+    """Return True if `flag` was on the command line, in either `--flag value` or `--flag=value` form."""
+    return any(arg == flag or arg.startswith(flag + "=") for arg in config.invocation_params.args)
+
+
+def pytest_configure(config):
+    # This runs before pytest-benchmark's own pytest_configure (a trylast hook),
+    # so defaults changed here reach its session.
+    if not _given(config, "--benchmark-storage"):
+        config.option.benchmark_storage = "file://" + STORAGE_DIR
+    if not (_given(config, "--benchmark-save") or config.option.benchmark_disable):
+        config.option.benchmark_autosave = True
+    # Raw round times let the report test whether two strategies really differ.
+    config.option.benchmark_save_data = True
+    if "s" not in config.option.reportchars and "a" not in config.option.reportchars:
+        config.option.reportchars += "s"
+
+    try:
+        options = parse_options(config.getoption)
+        dataset = load_training_data(options.data_dir, min_samples=max(options.batch_sizes))
+    except ConfigError as error:
+        raise pytest.UsageError(str(error)) from None
+
+    config.freezebench_options = options
+    config.freezebench_dataset = dataset
+    config.freezebench_plans = {}
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+
+    options = metafunc.config.freezebench_options
+    params = []
+    for model, spec, batch_size, device in itertools.product(
+        options.models, options.strategies, options.batch_sizes, options.devices
+    ):
+        case = Case(model, spec, batch_size, device, options.fine_tune_at, options.optimizer)
+        reason = skip_reason(device)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
+
+
+@pytest.fixture(scope="session")
+def training_data(pytestconfig):
+    return pytestconfig.freezebench_dataset
+
+
+@pytest.fixture(scope="session")
+def timing_settings(pytestconfig):
+    round_target = DEFAULT_ROUND_TARGET
+    if _given(pytestconfig, "--benchmark-min-time"):
+        round_target = float(pytestconfig.getoption("benchmark_min_time"))
+    return TimingSettings(
+        round_target=round_target,
+        max_time=float(pytestconfig.getoption("benchmark_max_time")),
+        min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")),
+    )
+
+
+@pytest.fixture
+def record_plan(pytestconfig):
+    """Store a strategy's layer table for the terminal summary."""
+
+    def record(key, text):
+        pytestconfig.freezebench_plans[key] = text
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    dataset = getattr(config, "freezebench_dataset", None)
+    plans = getattr(config, "freezebench_plans", {})
+    if not plans:
+        return
+
+    terminalreporter.section("freezebench: what each strategy trains")
+    for text in plans.values():
+        terminalreporter.write_line(text)
+    terminalreporter.write_line(f"data: {dataset.source} ({dataset.detail})")

@@ -1,0 +1,72 @@
+"""Benchmark results: where pytest-benchmark stores them, their schema, and loading them.
+
+Results are pytest-benchmark JSON files (what `--benchmark-autosave` writes and
+`pytest-benchmark compare` reads). freezebench's own fields are in each
+benchmark's `extra_info`, versioned by `extra_info["schema_version"]`.
+
+Schema versions:
+1: first version. extra_info holds the case, parameter counts, per-layer state,
+   warm-up, calibration, throughput, warnings and environment.
+"""
+
+import glob
+import json
+import os
+
+from models.errors import ConfigError
+
+SCHEMA_VERSION = 1
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+STORAGE_DIR = os.path.join(RESULTS_DIR, "benchmarks")
+
+# Fields the report reads; a file without them was not written by freezebench.
+_REQUIRED_STATS = ("median", "iqr", "q1", "q3", "rounds")
+_REQUIRED_EXTRA = ("schema_version", "model", "strategy", "batch_size", "device", "samples_per_second")
+
+
+def latest_results_file(storage_dir=STORAGE_DIR):
+    """Return the newest pytest-benchmark JSON file under `storage_dir`."""
+    paths = glob.glob(os.path.join(storage_dir, "**", "*.json"), recursive=True)
+    if not paths:
+        raise ConfigError(
+            f"no results found under {storage_dir!r}; run `pytest bench/` first or "
+            "pass a results file"
+        )
+    return max(paths, key=os.path.getmtime)
+
+
+def load_results(path):
+    """Load a results file and return its benchmarks that carry freezebench fields.
+
+    Raises ConfigError naming the file and the problem if it is missing, is not
+    JSON, or holds no freezebench benchmarks of a supported schema version.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"results file {path!r} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"results file {path!r} is not valid JSON: {error}") from None
+
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(benchmarks, list):
+        raise ConfigError(f"results file {path!r} has no 'benchmarks' list; is it pytest-benchmark JSON?")
+
+    usable = [b for b in benchmarks if _is_freezebench_benchmark(b)]
+    if not usable:
+        raise ConfigError(
+            f"results file {path!r} holds no freezebench benchmarks of schema version "
+            f"{SCHEMA_VERSION} with stats {', '.join(_REQUIRED_STATS)}"
+        )
+    return data, usable
+
+
+def _is_freezebench_benchmark(benchmark):
+    stats = benchmark.get("stats") if isinstance(benchmark, dict) else None
+    extra = benchmark.get("extra_info") if isinstance(benchmark, dict) else None
+    if not isinstance(stats, dict) or not isinstance(extra, dict):
+        return False
+    if extra.get("schema_version") != SCHEMA_VERSION:
+        return False
+    return all(key in stats for key in _REQUIRED_STATS) and all(key in extra for key in _REQUIRED_EXTRA)

@@ -1,0 +1,1 @@
+"""Models, freezing strategies and compiled training steps for freezebench."""

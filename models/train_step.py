@@ -1,0 +1,101 @@
+"""Compiled training steps and the check of which variables they update."""
+
+import keras
+import tensorflow as tf
+
+from models.errors import ConfigError
+
+OPTIMIZERS = {
+    "sgd": keras.optimizers.SGD,
+    "adam": keras.optimizers.Adam,
+}
+DEFAULT_OPTIMIZER = "sgd"
+
+# Graph op types that write a resource variable. Keras 3 optimizers on the
+# TensorFlow backend update with AssignSub/AssignAdd/Assign; the ResourceApply
+# and ResourceScatter kernels are what other optimizers and sparse updates emit.
+_VARIABLE_WRITE_OPS = ("AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp")
+_VARIABLE_WRITE_PREFIXES = ("ResourceApply", "ResourceScatter", "ResourceSparseApply")
+
+
+def make_optimizer(name):
+    """Return a new Keras optimizer with default hyperparameters."""
+    try:
+        return OPTIMIZERS[name]()
+    except KeyError:
+        valid = ", ".join(OPTIMIZERS)
+        raise ConfigError(f"unknown optimizer {name!r}; valid optimizers: {valid}") from None
+
+
+def make_train_step(model, variables, optimizer, jit_compile=False):
+    """Return a `tf.function` training step that updates only `variables`.
+
+    The step runs the forward pass under `tf.GradientTape`, computes sparse
+    categorical cross-entropy on the model's softmax output, takes the gradient
+    with respect to `variables` only, applies it, and returns the loss.
+
+    The optimizer is built here, before tracing, because a `tf.function` may
+    create variables only on its first trace; building eagerly keeps the slot
+    variables out of the traced graph's side effects.
+    """
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    variables = list(variables)
+    if variables:
+        optimizer.build(variables)
+
+    @tf.function(jit_compile=jit_compile)
+    def train_step(images, labels):
+        with tf.GradientTape() as tape:
+            predictions = model(images, training=True)
+            loss = loss_fn(labels, predictions)
+
+        # With every layer frozen there is nothing to update, and Keras
+        # optimizers reject an empty gradient list.
+        if variables:
+            gradients = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(gradients, variables))
+        return loss
+
+    return train_step
+
+
+def updated_model_variables(train_step, model, images, labels):
+    """Return the variables of `model` that the traced step writes.
+
+    This reads the step's concrete graph, not its effect: a variable counts as
+    updated when a captured handle of it is the resource input of a write op.
+    Optimizer variables (iterations, slots) are not model variables and are left out.
+    """
+    graph = train_step.get_concrete_function(images, labels).graph
+    captured = {id(internal): external for external, internal in graph.captures}
+
+    written_handles = set()
+    for op in graph.get_operations():
+        if op.type in _VARIABLE_WRITE_OPS or op.type.startswith(_VARIABLE_WRITE_PREFIXES):
+            external = captured.get(id(op.inputs[0]))
+            if external is not None:
+                written_handles.add(id(external))
+
+    return [v for v in model.variables if id(_resource_handle(v)) in written_handles]
+
+
+def _resource_handle(variable):
+    # A Keras 3 variable on the TensorFlow backend wraps a tf.Variable in `.value`.
+    return getattr(variable, "value", variable).handle
+
+
+def check_updated_variables(train_step, model, plan, images, labels):
+    """Raise RuntimeError if the step updates other variables than `plan.variables`.
+
+    Keras 3 reads `trainable` flags when the step is traced, so a flag changed
+    after the plan was made would silently change what the step trains.
+    """
+    updated = {id(v) for v in updated_model_variables(train_step, model, images, labels)}
+    planned = {id(v) for v in plan.variables}
+    if updated != planned:
+        names = {id(v): v.path for v in model.variables}
+        raise RuntimeError(
+            f"strategy {plan.strategy!r} plans to update "
+            f"{sorted(names[i] for i in planned)} but the traced step updates "
+            f"{sorted(names[i] for i in updated)}"
+        )
