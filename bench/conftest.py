@@ -1,15 +1,22 @@
 """pytest configuration of the benchmark suite: options, defaults, case parametrization."""
 
-import itertools
+# CPU allocator statistics need an environment variable set before TensorFlow
+# is first imported, so this comes before every import that loads TensorFlow.
+from bench.memory import enable_cpu_allocator_stats
 
-import pytest
+ALLOCATOR_STATUS = enable_cpu_allocator_stats()
 
-from bench.devices import skip_reason
-from bench.harness import Case, TimingSettings
-from bench.options import add_options, parse_options
-from bench.results import STORAGE_DIR
-from models.datasets import load_training_data
-from models.errors import ConfigError
+import itertools  # noqa: E402
+
+import pytest  # noqa: E402
+from pytest_benchmark.utils import get_tag  # noqa: E402
+
+from bench.devices import skip_reason  # noqa: E402
+from bench.harness import Case, TimingSettings  # noqa: E402
+from bench.options import add_options, parse_options  # noqa: E402
+from bench.results import STORAGE_DIR  # noqa: E402
+from models.datasets import load_training_data  # noqa: E402
+from models.errors import ConfigError  # noqa: E402
 
 # A round of at least 20 ms holds several steps of the small MLP cases, so the
 # per-round host read and Python dispatch are a small share of it. pytest-benchmark's
@@ -32,7 +39,8 @@ def pytest_configure(config):
     if not _given(config, "--benchmark-storage"):
         config.option.benchmark_storage = "file://" + STORAGE_DIR
     if not (_given(config, "--benchmark-save") or config.option.benchmark_disable):
-        config.option.benchmark_autosave = True
+        # What --benchmark-autosave stores: the tag names the commit and time.
+        config.option.benchmark_autosave = get_tag()
     # Raw round times let the report test whether two strategies really differ.
     config.option.benchmark_save_data = True
     if "s" not in config.option.reportchars and "a" not in config.option.reportchars:
@@ -47,6 +55,7 @@ def pytest_configure(config):
     config.freezebench_options = options
     config.freezebench_dataset = dataset
     config.freezebench_plans = {}
+    config.freezebench_failed_cases = []
 
 
 def pytest_generate_tests(metafunc):
@@ -71,6 +80,17 @@ def training_data(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def allocator_status():
+    return ALLOCATOR_STATUS
+
+
+@pytest.fixture
+def record_failed_case(pytestconfig):
+    """Keep a result row for a case that could not be timed, such as one out of memory."""
+    return pytestconfig.freezebench_failed_cases.append
+
+
+@pytest.fixture(scope="session")
 def timing_settings(pytestconfig):
     round_target = DEFAULT_ROUND_TARGET
     if _given(pytestconfig, "--benchmark-min-time"):
@@ -90,6 +110,12 @@ def record_plan(pytestconfig):
         pytestconfig.freezebench_plans[key] = text
 
     return record
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    # pytest-benchmark stores only cases with timings; failed cases go beside them
+    # in the same file, so a sweep keeps both its results and its failures.
+    output_json["freezebench_failed_cases"] = getattr(config, "freezebench_failed_cases", [])
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -1,4 +1,4 @@
-"""One benchmark case end to end: build, warm up, check, time, and record.
+"""One benchmark case end to end: build, warm up, check, time, measure memory, record.
 
 Each case builds its own model and optimizer, so no case inherits another's
 variables or optimizer slots.
@@ -6,17 +6,23 @@ variables or optimizer slots.
 
 import dataclasses
 
+import keras
 import tensorflow as tf
 
 from bench import quality
 from bench.devices import tf_device
 from bench.environment import describe_environment
+from bench.memory import AllocatorProbe, allocator_device, byte_account, memory_figures, peak_rss_bytes
 from bench.results import SCHEMA_VERSION
 from bench.timing import time_train_step, warm_up
 from models.datasets import SYNTHETIC, device_batch
 from models.registry import build_model
 from models.strategies import apply_strategy, format_plan
 from models.train_step import check_updated_variables, make_optimizer, make_train_step
+
+
+class OutOfMemory(Exception):
+    """A case ran out of device memory; the message is TensorFlow's."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +40,18 @@ class Case:
     def id(self):
         return f"{self.model}-{self.strategy.name}-b{self.batch_size}-{self.device}"
 
+    def describe(self):
+        """Return the case's fields as stored in a result."""
+        return {
+            "model": self.model,
+            "strategy": self.strategy.name,
+            "train_layers": list(self.strategy.layers),
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "tf_device": tf_device(self.device),
+            "optimizer": self.optimizer,
+        }
+
 
 @dataclasses.dataclass
 class TimingSettings:
@@ -44,33 +62,98 @@ class TimingSettings:
     min_rounds: int
 
 
-def run_case(benchmark, case, dataset, settings):
+@dataclasses.dataclass
+class Built:
+    """A case's model, plan, optimizer, compiled step and on-device batch."""
+
+    model: object
+    plan: object
+    optimizer: object
+    train_step: object
+    images: object
+    labels: object
+
+
+def build_case(case, dataset, step_factory=make_train_step):
+    """Build the model, strategy, optimizer, step and batch of `case` on its device."""
+    # Frees what earlier cases left behind, so the allocator's resident bytes
+    # belong to this case, and resets Keras' layer and optimizer name counters.
+    keras.backend.clear_session(free_memory=True)
+    model = build_model(case.model)
+    plan = apply_strategy(model, case.strategy, case.fine_tune_at)
+    optimizer = make_optimizer(case.optimizer)
+    train_step = step_factory(model, plan.variables, optimizer)
+    images, labels = device_batch(dataset, case.batch_size, tf_device(case.device))
+    return Built(model, plan, optimizer, train_step, images, labels)
+
+
+def run_case(benchmark, case, dataset, settings, allocator_status, step_factory=make_train_step):
     """Time one case with `benchmark` and return (extra_info, plan text).
 
-    The extra_info is also stored on `benchmark.extra_info`.
+    The extra_info is also stored on `benchmark.extra_info`. Raises OutOfMemory
+    when TensorFlow cannot allocate the case's tensors.
     """
+    rss_before = peak_rss_bytes()
     device = tf_device(case.device)
-    with tf.device(device):
-        model = build_model(case.model)
-        plan = apply_strategy(model, case.strategy, case.fine_tune_at)
-        optimizer = make_optimizer(case.optimizer)
-        train_step = make_train_step(model, plan.variables, optimizer)
-        images, labels = device_batch(dataset, case.batch_size, device)
+    try:
+        with tf.device(device):
+            built = build_case(case, dataset, step_factory)
+            warmup = warm_up(built.train_step, built.images, built.labels)
+            traces_after_warmup = built.train_step.experimental_get_tracing_count()
+            # Checked after tracing because Keras 3 reads the live trainable flags then.
+            check_updated_variables(built.train_step, built.model, built.plan, built.images, built.labels)
 
-        warmup = warm_up(train_step, images, labels)
-        traces_after_warmup = train_step.experimental_get_tracing_count()
-        # Checked after tracing because Keras 3 reads the live trainable flags then.
-        check_updated_variables(train_step, model, plan, images, labels)
+            probe = AllocatorProbe(allocator_device(device))
+            if allocator_status.available:
+                probe.reset()
+            resident = probe.current() if allocator_status.available else None
 
-        # pytest-benchmark copies the group when timing starts, so it is set first.
-        benchmark.group = f"{case.model} {case.device} batch {case.batch_size}"
-        runner, iterations, rounds = time_train_step(
-            benchmark, train_step, images, labels,
-            settings.round_target, settings.max_time, settings.min_rounds,
-        )
-        traces_after_timing = train_step.experimental_get_tracing_count()
+            # pytest-benchmark copies the group when timing starts, so it is set first.
+            benchmark.group = f"{case.model} {case.device} batch {case.batch_size}"
+            runner, iterations, _ = time_train_step(
+                benchmark, built.train_step, built.images, built.labels,
+                settings.round_target, settings.max_time, settings.min_rounds,
+            )
+            peak = probe.peak() if allocator_status.available else None
+    except tf.errors.ResourceExhaustedError as error:
+        raise OutOfMemory(error.message) from None
 
     stats = benchmark.stats.stats
+    warnings = _warnings(stats, built, dataset, runner, allocator_status,
+                         traces_after_warmup, built.train_step.experimental_get_tracing_count())
+    memory = memory_figures(
+        byte_account(built.model, built.plan, built.optimizer), peak, resident,
+        case.batch_size, rss_before, peak_rss_bytes(),
+    )
+
+    extra_info = {
+        "schema_version": SCHEMA_VERSION,
+        **case.describe(),
+        "fine_tune_at": built.plan.fine_tune_at,
+        "data_source": dataset.source,
+        "data_detail": dataset.detail,
+        "trainable_params": built.plan.trainable_params,
+        "non_trainable_params": built.plan.non_trainable_params,
+        "keras_trainable_params": built.plan.keras_trainable_params,
+        "layers": [dataclasses.asdict(layer) for layer in built.plan.layers],
+        "samples_per_second": case.batch_size / stats.median,
+        "steps_per_second": 1.0 / stats.median,
+        "warmup_seconds": warmup.seconds,
+        "warmup_steps": warmup.steps,
+        "first_call_seconds": warmup.first_call_seconds,
+        "tracing_count": built.train_step.experimental_get_tracing_count(),
+        "iterations_per_round": iterations,
+        "final_loss": runner.losses[-1] if runner.losses else warmup.loss,
+        "memory": memory,
+        "allocator_stats": allocator_status.reason,
+        "warnings": warnings,
+        "environment": describe_environment(),
+    }
+    benchmark.extra_info.update(extra_info)
+    return extra_info, format_plan(case.model, built.plan)
+
+
+def _warnings(stats, built, dataset, runner, allocator_status, traces_after_warmup, traces_after_timing):
     warnings = quality.stability_warnings(stats.median, stats.iqr)
     if traces_after_warmup != 1 or traces_after_timing != traces_after_warmup:
         warnings.append(quality.RETRACED)
@@ -78,35 +161,20 @@ def run_case(benchmark, case, dataset, settings):
         warnings.append(quality.NON_FINITE_LOSS)
     if dataset.source == SYNTHETIC:
         warnings.append(quality.SYNTHETIC_DATA)
-    if not plan.variables:
+    if not built.plan.variables:
         warnings.append(quality.NOTHING_TRAINED)
+    if not allocator_status.available:
+        warnings.append(quality.NO_ALLOCATOR_STATS)
+    return warnings
 
-    extra_info = {
+
+def out_of_memory_record(case, error, dataset):
+    """Return the result row of a case that ran out of memory."""
+    return {
         "schema_version": SCHEMA_VERSION,
-        "model": case.model,
-        "strategy": case.strategy.name,
-        "fine_tune_at": plan.fine_tune_at,
-        "train_layers": list(case.strategy.layers),
-        "batch_size": case.batch_size,
-        "device": case.device,
-        "tf_device": device,
-        "optimizer": case.optimizer,
+        **case.describe(),
+        "fine_tune_at": case.fine_tune_at if case.strategy.name == "frozen-prefix" else None,
         "data_source": dataset.source,
-        "data_detail": dataset.detail,
-        "trainable_params": plan.trainable_params,
-        "non_trainable_params": plan.non_trainable_params,
-        "keras_trainable_params": plan.keras_trainable_params,
-        "layers": [dataclasses.asdict(layer) for layer in plan.layers],
-        "samples_per_second": case.batch_size / stats.median,
-        "steps_per_second": 1.0 / stats.median,
-        "warmup_seconds": warmup.seconds,
-        "warmup_steps": warmup.steps,
-        "first_call_seconds": warmup.first_call_seconds,
-        "tracing_count": traces_after_timing,
-        "iterations_per_round": iterations,
-        "final_loss": runner.losses[-1] if runner.losses else warmup.loss,
-        "warnings": warnings,
-        "environment": describe_environment(),
+        "status": "out of memory",
+        "error": str(error),
     }
-    benchmark.extra_info.update(extra_info)
-    return extra_info, format_plan(case.model, plan)

@@ -29,6 +29,7 @@ class BenchOptions:
     fine_tune_at: int
     optimizer: str
     data_dir: object
+    memory_sweep: object = None
 
 
 def add_options(parser):
@@ -60,6 +61,11 @@ def add_options(parser):
     group.addoption(
         "--optimizer", default=DEFAULT_OPTIMIZER,
         help="optimizer of every case: sgd or adam, with Keras defaults (default: %(default)s)",
+    )
+    group.addoption(
+        "--memory-sweep", default=None, metavar="MAX_BATCH",
+        help="sweep batch sizes for memory: double from the smallest --batch-sizes value "
+        "up to MAX_BATCH samples; cases that run out of memory are recorded, not fatal",
     )
     group.addoption(
         "--data-dir", default=None,
@@ -109,7 +115,24 @@ def parse_options(getoption, physical_gpus=None):
         for spec in strategies:
             check_layer_names(spec.layers, model)
 
+    memory_sweep = getoption("--memory-sweep")
+    if memory_sweep is not None:
+        memory_sweep = _parse_int(memory_sweep, "--memory-sweep", minimum=min(batch_sizes))
+        batch_sizes = sweep_batch_sizes(min(batch_sizes), memory_sweep)
+
     check_explicit_request(devices, physical_gpus)
     return BenchOptions(
-        models, strategies, batch_sizes, devices, fine_tune_at, optimizer, getoption("--data-dir")
+        models, strategies, batch_sizes, devices, fine_tune_at, optimizer,
+        getoption("--data-dir"), memory_sweep,
     )
+
+
+def sweep_batch_sizes(smallest, largest):
+    """Return batch sizes doubling from `smallest`, ending with `largest`."""
+    sizes = []
+    size = smallest
+    while size < largest:
+        sizes.append(size)
+        size *= 2
+    sizes.append(largest)
+    return sizes

@@ -13,6 +13,7 @@ RETRACED = "retraced"
 NON_FINITE_LOSS = "non-finite-loss"
 SYNTHETIC_DATA = "synthetic-data"
 NOTHING_TRAINED = "nothing-trained"
+NO_ALLOCATOR_STATS = "no-allocator-stats"
 
 LEGEND = {
     UNSTABLE: f"IQR above {UNSTABLE_IQR_RATIO:.0%} of the median step time: noisy rounds.",
@@ -20,6 +21,8 @@ LEGEND = {
     NON_FINITE_LOSS: "a round ended with a NaN or infinite loss.",
     SYNTHETIC_DATA: "random data of Fashion-MNIST's shape was used; the step time does not depend on it.",
     NOTHING_TRAINED: "the strategy leaves no variable to update, so the step is a forward pass only.",
+    NO_ALLOCATOR_STATS: "TensorFlow was imported before TF_CPU_ALLOCATOR_USE_BFC=true was set, "
+    "so allocator figures are unavailable (not zero).",
 }
 
 

@@ -6,7 +6,9 @@ benchmark's `extra_info`, versioned by `extra_info["schema_version"]`.
 
 Schema versions:
 1: first version. extra_info holds the case, parameter counts, per-layer state,
-   warm-up, calibration, throughput, warnings and environment.
+   warm-up, calibration, throughput, memory, warnings and environment. Cases
+   without timings (out of memory) are in the top-level list
+   "freezebench_failed_cases".
 """
 
 import glob
@@ -22,6 +24,7 @@ STORAGE_DIR = os.path.join(RESULTS_DIR, "benchmarks")
 # Fields the report reads; a file without them was not written by freezebench.
 _REQUIRED_STATS = ("median", "iqr", "q1", "q3", "rounds")
 _REQUIRED_EXTRA = ("schema_version", "model", "strategy", "batch_size", "device", "samples_per_second")
+_REQUIRED_FAILED = ("model", "strategy", "batch_size", "device", "status", "error")
 
 
 def latest_results_file(storage_dir=STORAGE_DIR):
@@ -53,8 +56,17 @@ def load_results(path):
     if not isinstance(benchmarks, list):
         raise ConfigError(f"results file {path!r} has no 'benchmarks' list; is it pytest-benchmark JSON?")
 
+    failed = data.get("freezebench_failed_cases") or []
+    if not isinstance(failed, list) or not all(
+        isinstance(record, dict) and all(key in record for key in _REQUIRED_FAILED) for record in failed
+    ):
+        raise ConfigError(
+            f"results file {path!r} has a malformed 'freezebench_failed_cases' list; each entry "
+            f"needs {', '.join(_REQUIRED_FAILED)}"
+        )
+
     usable = [b for b in benchmarks if _is_freezebench_benchmark(b)]
-    if not usable:
+    if not usable and not failed:
         raise ConfigError(
             f"results file {path!r} holds no freezebench benchmarks of schema version "
             f"{SCHEMA_VERSION} with stats {', '.join(_REQUIRED_STATS)}"

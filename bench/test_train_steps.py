@@ -1,8 +1,17 @@
 """Benchmark cases: one training step per model, strategy, batch size and device."""
 
-from bench.harness import run_case
+import pytest
+
+from bench.harness import OutOfMemory, out_of_memory_record, run_case
 
 
-def test_train_step(benchmark, case, training_data, timing_settings, record_plan):
-    _, plan_text = run_case(benchmark, case, training_data, timing_settings)
+def test_train_step(benchmark, case, training_data, timing_settings, allocator_status,
+                    record_plan, record_failed_case):
+    try:
+        _, plan_text = run_case(benchmark, case, training_data, timing_settings, allocator_status)
+    except OutOfMemory as error:
+        # An out-of-memory case is a result of a memory sweep, not a failure of
+        # the run: it is recorded, and the next case still runs.
+        record_failed_case(out_of_memory_record(case, error, training_data))
+        pytest.skip(f"out of memory at batch {case.batch_size}: {error}")
     record_plan((case.model, case.strategy.name), plan_text)

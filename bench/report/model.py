@@ -1,0 +1,171 @@
+"""The report model: per-case figures and comparisons with the `full` strategy.
+
+Significance: a strategy's speedup over `full` is reported only when the two
+sets of per-step round times differ by a two-sided Mann-Whitney U test
+(`scipy.stats.mannwhitneyu`) at p < ALPHA. The test is rank-based, so it needs
+no normality assumption about step times, whose distributions have long right
+tails from interference. Rounds are treated as independent samples, which
+drift on a busy machine makes optimistic.
+"""
+
+import dataclasses
+
+from scipy.stats import mannwhitneyu
+
+from bench import quality
+
+ALPHA = 0.01
+BASELINE_STRATEGY = "full"
+_STRATEGY_ORDER = {"full": 0, "frozen-prefix": 1}
+
+
+@dataclasses.dataclass
+class Row:
+    """One case: step time statistics in seconds, throughput and the comparison with `full`.
+
+    `speedup` is the median step time of `full` over this case's; it is None for
+    `full` itself or when no `full` case with the same batch size was measured.
+    `p_value` is None when either case lacks raw round times.
+    """
+
+    strategy: str
+    batch_size: int
+    median: float
+    q1: float
+    q3: float
+    rounds: int
+    samples_per_second: float
+    trainable_params: int
+    data_source: str
+    warnings: list
+    fine_tune_at: object = None
+    memory: dict = dataclasses.field(default_factory=dict)
+    speedup: object = None
+    p_value: object = None
+
+    @property
+    def samples_per_second_iqr(self):
+        """Return samples/s at the third and first quartile of step time (low, high)."""
+        return self.batch_size / self.q3, self.batch_size / self.q1
+
+    @property
+    def significant(self):
+        """Return True/False for the speedup test, or None when it was not run."""
+        if self.p_value is None:
+            return None
+        return self.p_value < ALPHA
+
+
+@dataclasses.dataclass
+class FailedCase:
+    """A case that produced no timing, such as one that ran out of memory."""
+
+    strategy: str
+    batch_size: int
+    status: str
+    error: str
+
+
+@dataclasses.dataclass
+class Table:
+    """All cases of one device and model, timed or failed."""
+
+    device: str
+    model: str
+    rows: list
+    failed: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Report:
+    """Everything the writers show, computed once from one results file."""
+
+    source: str
+    datetime: str
+    commit: str
+    machine: dict
+    environment: dict
+    tables: list
+
+    @property
+    def warning_codes(self):
+        """Return the warning codes that appear in any row, in legend order."""
+        seen = {code for table in self.tables for row in table.rows for code in row.warnings}
+        return [code for code in quality.LEGEND if code in seen]
+
+
+def mann_whitney_p(a, b):
+    """Return the two-sided Mann-Whitney U p-value of samples a and b, or None if either is empty."""
+    if not a or not b:
+        return None
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def _row(benchmark):
+    stats = benchmark["stats"]
+    extra = benchmark["extra_info"]
+    return Row(
+        strategy=extra["strategy"],
+        batch_size=extra["batch_size"],
+        median=stats["median"],
+        q1=stats["q1"],
+        q3=stats["q3"],
+        rounds=stats["rounds"],
+        samples_per_second=extra["samples_per_second"],
+        trainable_params=extra.get("trainable_params"),
+        data_source=extra.get("data_source", "unknown"),
+        warnings=list(extra.get("warnings", [])),
+        fine_tune_at=extra.get("fine_tune_at"),
+        memory=extra.get("memory") or {},
+    )
+
+
+def _compare_with_full(rows, raw_times):
+    full_by_batch = {row.batch_size: row for row in rows if row.strategy == BASELINE_STRATEGY}
+    for row in rows:
+        full = full_by_batch.get(row.batch_size)
+        if full is None or row is full:
+            continue
+        row.speedup = full.median / row.median
+        row.p_value = mann_whitney_p(raw_times[id(full)], raw_times[id(row)])
+
+
+def _sort_key(row):
+    return row.batch_size, _STRATEGY_ORDER.get(row.strategy, 2), row.strategy
+
+
+def _failed_cases(data):
+    failed = {}
+    for record in data.get("freezebench_failed_cases") or []:
+        case = FailedCase(record["strategy"], record["batch_size"], record["status"], record["error"])
+        failed.setdefault((record["device"], record["model"]), []).append(case)
+    return failed
+
+
+def build_report(data, benchmarks, source):
+    """Build the Report from pytest-benchmark JSON `data` and its freezebench `benchmarks`."""
+    groups = {}
+    raw_times = {}
+    for benchmark in benchmarks:
+        extra = benchmark["extra_info"]
+        row = _row(benchmark)
+        raw_times[id(row)] = list(benchmark["stats"].get("data") or [])
+        groups.setdefault((extra["device"], extra["model"]), []).append(row)
+
+    failed = _failed_cases(data)
+    tables = []
+    for key in sorted(set(groups) | set(failed)):
+        rows = groups.get(key, [])
+        _compare_with_full(rows, raw_times)
+        tables.append(Table(key[0], key[1], sorted(rows, key=_sort_key), failed.get(key, [])))
+
+    environment = benchmarks[0]["extra_info"].get("environment", {}) if benchmarks else {}
+    commit = (data.get("commit_info") or {}).get("id") or "unknown"
+    return Report(
+        source=source,
+        datetime=data.get("datetime", "unknown"),
+        commit=commit,
+        machine=data.get("machine_info", {}),
+        environment=environment,
+        tables=tables,
+    )

@@ -1,0 +1,68 @@
+"""Charts of a Report, written as PNG with matplotlib."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display is needed or assumed.
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _throughput(row):
+    low, high = row.samples_per_second_iqr
+    value = row.samples_per_second
+    return value, (value - low, high - value)
+
+
+def _allocator_peak_mib(row):
+    peak = row.memory.get("allocator_peak_above_resident_bytes")
+    if peak is None:
+        return None
+    return peak / 2**20, (0.0, 0.0)
+
+
+def _bar_chart(report, path, metric, ylabel):
+    """Write grouped bars of `metric(row)` by strategy and batch, one panel per table.
+
+    `metric` returns (value, (error below, error above)), or None to leave a bar out.
+    """
+    tables = [table for table in report.tables if table.rows]
+    figure, axes = plt.subplots(1, max(1, len(tables)), figsize=(5.5 * max(1, len(tables)), 4.2),
+                                squeeze=False)
+
+    for axis, table in zip(axes[0], tables):
+        batches = sorted({row.batch_size for row in table.rows})
+        strategies = list(dict.fromkeys(row.strategy for row in table.rows))
+        width = 0.8 / len(strategies)
+
+        for index, strategy in enumerate(strategies):
+            offset = (index - (len(strategies) - 1) / 2) * width
+            positions, heights, errors = [], [], [[], []]
+            for position, batch in enumerate(batches):
+                row = next((r for r in table.rows if r.strategy == strategy and r.batch_size == batch), None)
+                measured = metric(row) if row is not None else None
+                if measured is None:
+                    continue
+                value, (below, above) = measured
+                positions.append(position + offset)
+                heights.append(value)
+                errors[0].append(below)
+                errors[1].append(above)
+            axis.bar(positions, heights, width, yerr=errors, capsize=3, label=strategy)
+
+        axis.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
+        axis.set_ylabel(ylabel)
+        axis.set_title(f"{table.model} on {table.device}")
+        axis.legend(fontsize="small")
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_throughput(report, path):
+    """Write samples/s by strategy and batch; error bars span the IQR of step time."""
+    _bar_chart(report, path, _throughput, "samples/s")
+
+
+def plot_memory(report, path):
+    """Write the allocator peak above resident, in MiB, by strategy and batch."""
+    _bar_chart(report, path, _allocator_peak_mib, "allocator peak above resident (MiB)")
