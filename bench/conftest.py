@@ -99,6 +99,7 @@ def timing_settings(pytestconfig):
         round_target=round_target,
         max_time=float(pytestconfig.getoption("benchmark_max_time")),
         min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")),
+        paired_reference=pytestconfig.getoption("--paired-reference"),
     )
 
 

@@ -12,10 +12,19 @@ import tensorflow as tf
 from bench import quality
 from bench.devices import tf_device
 from bench.environment import describe_environment
-from bench.memory import AllocatorProbe, allocator_device, byte_account, memory_figures, peak_rss_bytes
+from bench.memory import (
+    AllocatorProbe,
+    allocator_device,
+    byte_account,
+    memory_figures,
+    peak_rss_bytes,
+    slot_variables,
+)
+from bench.reference import REFERENCE_KERNEL, PairedReference, time_reference_kernel
 from bench.results import SCHEMA_VERSION
 from bench.timing import time_train_step, warm_up
 from models.datasets import SYNTHETIC, device_batch
+from models.graph_stats import matmul_count, optimized_op_counts
 from models.registry import build_model
 from models.strategies import apply_strategy, format_plan
 from models.train_step import check_updated_variables, make_optimizer, make_train_step
@@ -60,6 +69,7 @@ class TimingSettings:
     round_target: float
     max_time: float
     min_rounds: int
+    paired_reference: bool = False
 
 
 @dataclasses.dataclass
@@ -74,7 +84,7 @@ class Built:
     labels: object
 
 
-def build_case(case, dataset, step_factory=make_train_step):
+def build_case(case, dataset):
     """Build the model, strategy, optimizer, step and batch of `case` on its device."""
     # Frees what earlier cases left behind, so the allocator's resident bytes
     # belong to this case, and resets Keras' layer and optimizer name counters.
@@ -82,12 +92,12 @@ def build_case(case, dataset, step_factory=make_train_step):
     model = build_model(case.model)
     plan = apply_strategy(model, case.strategy, case.fine_tune_at)
     optimizer = make_optimizer(case.optimizer)
-    train_step = step_factory(model, plan.variables, optimizer)
+    train_step = make_train_step(model, plan.variables, optimizer)
     images, labels = device_batch(dataset, case.batch_size, tf_device(case.device))
     return Built(model, plan, optimizer, train_step, images, labels)
 
 
-def run_case(benchmark, case, dataset, settings, allocator_status, step_factory=make_train_step):
+def run_case(benchmark, case, dataset, settings, allocator_status):
     """Time one case with `benchmark` and return (extra_info, plan text).
 
     The extra_info is also stored on `benchmark.extra_info`. Raises OutOfMemory
@@ -97,29 +107,34 @@ def run_case(benchmark, case, dataset, settings, allocator_status, step_factory=
     device = tf_device(case.device)
     try:
         with tf.device(device):
-            built = build_case(case, dataset, step_factory)
+            built = build_case(case, dataset)
             warmup = warm_up(built.train_step, built.images, built.labels)
             traces_after_warmup = built.train_step.experimental_get_tracing_count()
             # Checked after tracing because Keras 3 reads the live trainable flags then.
             check_updated_variables(built.train_step, built.model, built.plan, built.images, built.labels)
 
+            structure = describe_structure(built)
+            # Timed next to the rounds, so it sees the same machine load.
+            reference_seconds = time_reference_kernel(device)
+
             probe = AllocatorProbe(allocator_device(device))
-            if allocator_status.available:
-                probe.reset()
-            resident = probe.current() if allocator_status.available else None
+            probe.reset()
+            resident = probe.current()
+
+            paired = PairedReference(device) if settings.paired_reference else None
 
             # pytest-benchmark copies the group when timing starts, so it is set first.
             benchmark.group = f"{case.model} {case.device} batch {case.batch_size}"
             runner, iterations, _ = time_train_step(
                 benchmark, built.train_step, built.images, built.labels,
-                settings.round_target, settings.max_time, settings.min_rounds,
+                settings.round_target, settings.max_time, settings.min_rounds, teardown=paired,
             )
-            peak = probe.peak() if allocator_status.available else None
+            peak = probe.peak()
     except tf.errors.ResourceExhaustedError as error:
         raise OutOfMemory(error.message) from None
 
     stats = benchmark.stats.stats
-    warnings = _warnings(stats, built, dataset, runner, allocator_status,
+    warnings = _warnings(stats, built, dataset, runner, peak is not None,
                          traces_after_warmup, built.train_step.experimental_get_tracing_count())
     memory = memory_figures(
         byte_account(built.model, built.plan, built.optimizer), peak, resident,
@@ -145,6 +160,10 @@ def run_case(benchmark, case, dataset, settings, allocator_status, step_factory=
         "iterations_per_round": iterations,
         "final_loss": runner.losses[-1] if runner.losses else warmup.loss,
         "memory": memory,
+        "reference_kernel": REFERENCE_KERNEL,
+        "reference_seconds": reference_seconds,
+        "paired_reference_seconds": paired.seconds if paired else None,
+        "structure": {**structure, "tracing_count": built.train_step.experimental_get_tracing_count()},
         "allocator_stats": allocator_status.reason,
         "warnings": warnings,
         "environment": describe_environment(),
@@ -153,7 +172,18 @@ def run_case(benchmark, case, dataset, settings, allocator_status, step_factory=
     return extra_info, format_plan(case.model, built.plan)
 
 
-def _warnings(stats, built, dataset, runner, allocator_status, traces_after_warmup, traces_after_timing):
+def describe_structure(built):
+    """Return the step's deterministic facts: optimized MatMul count, variable and slot counts."""
+    return {
+        "optimized_matmul_count": matmul_count(
+            optimized_op_counts(built.train_step, built.images, built.labels)
+        ),
+        "trained_variable_count": len(built.plan.variables),
+        "optimizer_slot_count": len(slot_variables(built.optimizer)),
+    }
+
+
+def _warnings(stats, built, dataset, runner, allocator_measured, traces_after_warmup, traces_after_timing):
     warnings = quality.stability_warnings(stats.median, stats.iqr)
     if traces_after_warmup != 1 or traces_after_timing != traces_after_warmup:
         warnings.append(quality.RETRACED)
@@ -163,7 +193,7 @@ def _warnings(stats, built, dataset, runner, allocator_status, traces_after_warm
         warnings.append(quality.SYNTHETIC_DATA)
     if not built.plan.variables:
         warnings.append(quality.NOTHING_TRAINED)
-    if not allocator_status.available:
+    if not allocator_measured:
         warnings.append(quality.NO_ALLOCATOR_STATS)
     return warnings
 

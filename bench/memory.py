@@ -54,26 +54,36 @@ def enable_cpu_allocator_stats(environ=os.environ, modules=sys.modules):
 class AllocatorProbe:
     """Reads and resets TensorFlow's allocator statistics on one device, such as "CPU:0".
 
-    Tests replace it with a fake of the same three methods.
+    `current()` and `peak()` return bytes, or None when the device's allocator
+    keeps no statistics: TensorFlow 2.21 raises ValueError then, and some older
+    versions return zeros. Tests replace this class with a fake of the same methods.
     """
 
     def __init__(self, device):
         self.device = device
 
+    def _info(self):
+        import tensorflow as tf
+
+        try:
+            info = tf.config.experimental.get_memory_info(self.device)
+        except ValueError:
+            return None
+        return info if info["current"] or info["peak"] else None
+
     def reset(self):
         import tensorflow as tf
 
-        tf.config.experimental.reset_memory_stats(self.device)
+        if self._info() is not None:
+            tf.config.experimental.reset_memory_stats(self.device)
 
     def current(self):
-        import tensorflow as tf
-
-        return tf.config.experimental.get_memory_info(self.device)["current"]
+        info = self._info()
+        return None if info is None else info["current"]
 
     def peak(self):
-        import tensorflow as tf
-
-        return tf.config.experimental.get_memory_info(self.device)["peak"]
+        info = self._info()
+        return None if info is None else info["peak"]
 
 
 def allocator_device(tf_device):

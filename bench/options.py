@@ -68,6 +68,11 @@ def add_options(parser):
         "up to MAX_BATCH samples; cases that run out of memory are recorded, not fatal",
     )
     group.addoption(
+        "--paired-reference", action="store_true", default=False,
+        help="after every round, time a 512x512 matmul outside the round; the regression "
+        "gate divides each round by it to cancel machine load",
+    )
+    group.addoption(
         "--data-dir", default=None,
         help="folder with the four Fashion-MNIST IDX .gz files; without it, Keras' cache "
         "is used if it holds them, else synthetic data",

@@ -21,8 +21,8 @@ LEGEND = {
     NON_FINITE_LOSS: "a round ended with a NaN or infinite loss.",
     SYNTHETIC_DATA: "random data of Fashion-MNIST's shape was used; the step time does not depend on it.",
     NOTHING_TRAINED: "the strategy leaves no variable to update, so the step is a forward pass only.",
-    NO_ALLOCATOR_STATS: "TensorFlow was imported before TF_CPU_ALLOCATOR_USE_BFC=true was set, "
-    "so allocator figures are unavailable (not zero).",
+    NO_ALLOCATOR_STATS: "the allocator kept no statistics, so its figures are unavailable (not zero); "
+    "on CPU, TF_CPU_ALLOCATOR_USE_BFC=true must be set before TensorFlow is imported.",
 }
 
 

@@ -133,10 +133,12 @@ class RoundRunner:
         return bool(np.all(np.isfinite(self.losses)))
 
 
-def time_train_step(benchmark, train_step, images, labels, round_target, max_time, min_rounds):
+def time_train_step(benchmark, train_step, images, labels, round_target, max_time, min_rounds,
+                    teardown=None):
     """Time `train_step` with `benchmark.pedantic` and return the RoundRunner and its settings.
 
-    Warm-up must already have run. Returns (runner, iterations, rounds).
+    Warm-up must already have run. `teardown`, if given, runs after every round,
+    outside the timed region. Returns (runner, iterations, rounds).
     """
     overhead = timer_overhead()
     round_target = max(round_target, TIMER_OVERHEAD_FACTOR * overhead)
@@ -146,5 +148,5 @@ def time_train_step(benchmark, train_step, images, labels, round_target, max_tim
     rounds = plan_rounds(per_step, iterations, max_time, min_rounds)
 
     runner = RoundRunner(train_step, images, labels, iterations)
-    benchmark.pedantic(runner, rounds=rounds, iterations=iterations, warmup_rounds=0)
+    benchmark.pedantic(runner, rounds=rounds, iterations=iterations, warmup_rounds=0, teardown=teardown)
     return runner, iterations, rounds

@@ -59,6 +59,11 @@ def make_train_step(model, variables, optimizer, jit_compile=False):
     return train_step
 
 
+def is_variable_write(op):
+    """Return True if graph op `op` writes a resource variable."""
+    return op.type in _VARIABLE_WRITE_OPS or op.type.startswith(_VARIABLE_WRITE_PREFIXES)
+
+
 def updated_model_variables(train_step, model, images, labels):
     """Return the variables of `model` that the traced step writes.
 
@@ -71,7 +76,7 @@ def updated_model_variables(train_step, model, images, labels):
 
     written_handles = set()
     for op in graph.get_operations():
-        if op.type in _VARIABLE_WRITE_OPS or op.type.startswith(_VARIABLE_WRITE_PREFIXES):
+        if is_variable_write(op):
             external = captured.get(id(op.inputs[0]))
             if external is not None:
                 written_handles.add(id(external))
