@@ -47,7 +47,7 @@ PHASES = (FORWARD, BACKWARD, OPTIMIZER, OTHER)
 
 # Keras 3 names an optimizer after its class in snake case and uses that name
 # as the optimizer's name scope. Keras adds `_<n>` to repeated names in one
-# process (`sgd`, `sgd_1`, ...); Keras 2 used the class name (`SGD`).
+# process (`sgd`, `sgd_1`, ...). Keras 2 used the class name (`SGD`).
 OPTIMIZER_SCOPES = (
     "sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
     "nadam", "ftrl", "lion", "lamb", "adafactor", "muon", "loss_scale_optimizer",
@@ -86,7 +86,7 @@ def load_xspace(path):
 
 @dataclasses.dataclass
 class OpEvent:
-    """One execution of a TensorFlow op on a host line; times are in picoseconds."""
+    """One execution of a TensorFlow op on a host line, with times in picoseconds."""
 
     name: str
     type: str
@@ -145,7 +145,7 @@ def comparable_name(name, phase):
 
 
 def stat_value(plane, stat):
-    """Return an XStat's value; a reference stat returns the referenced string."""
+    """Return an XStat's value, or the referenced string for a reference stat."""
     kind = stat.WhichOneof("value")
     if kind == "ref_value":
         return plane.stat_metadata[stat.ref_value].name
@@ -177,7 +177,7 @@ def _event_start_ps(line, event):
 def step_windows(plane, step_name=STEP_ANNOTATION):
     """Return the (start_ps, end_ps) of each step annotation on `plane`, sorted.
 
-    A step is an event named `step_name` that has a `step_num` stat; a step
+    A step is an event named `step_name` that has a `step_num` stat. A step
     number seen twice counts once.
     """
     windows = {}
@@ -196,7 +196,7 @@ def parse_op_event_name(metadata):
     """Return (op name, op type) if the event metadata is a TensorFlow op, else None.
 
     Op events are named `<op name>:<op type>` and have the op type as display
-    name; other host events (`ExecutorState::Process`, `EagerExecute`) have none.
+    name. Other host events (`ExecutorState::Process`, `EagerExecute`) have none.
     """
     op_type = metadata.display_name
     if not op_type or not metadata.name.endswith(":" + op_type):
@@ -350,9 +350,9 @@ def summarize_gpu_plane(plane, steps, top_n=TOP_N):
     Only `Stream #` lines count, so derived lines that repeat the same work
     (xprof adds "XLA Ops" and "TensorFlow Ops") and "CUPTI overhead" are left
     out. GPU events are asynchronous to the host, so they are not matched to
-    step annotations; the profile holds only the profiled steps' work because
-    each step reads its loss back to the host before its annotation ends.
-    Kernels on different streams can overlap, so kernel time is busy time
+    step annotations. The profile still contains only the profiled steps'
+    work, because each step reads its loss back to the host before its
+    annotation ends. Kernels on different streams can overlap, so kernel time is busy time
     summed over streams. Keys, in ms per step:
 
     - kernel_ms_per_step and kernel_count_per_step: all kernels.
@@ -362,7 +362,7 @@ def summarize_gpu_plane(plane, steps, top_n=TOP_N):
     - h2d_ms_per_step: host-to-device copy time (MemcpyH2D).
     - other_ms_per_step: other stream activity, such as Memset.
     """
-    # NOTE: unverified on GPU hardware; the names follow the CUPTI collector in
+    # NOTE: unverified on GPU hardware. The names follow the CUPTI collector in
     # OpenXLA (cupti_collector.cc) and are tested only on synthetic planes.
     kernels = {}
     memcpy = collections.Counter()

@@ -6,7 +6,9 @@ from bench.memory import enable_cpu_allocator_stats
 
 ALLOCATOR_STATUS = enable_cpu_allocator_stats()
 
+import datetime  # noqa: E402
 import itertools  # noqa: E402
+import os  # noqa: E402
 
 import pytest  # noqa: E402
 from pytest_benchmark.utils import get_tag  # noqa: E402
@@ -14,7 +16,7 @@ from pytest_benchmark.utils import get_tag  # noqa: E402
 from bench.devices import skip_reason  # noqa: E402
 from bench.harness import Case, TimingSettings  # noqa: E402
 from bench.options import add_options, parse_options  # noqa: E402
-from bench.results import STORAGE_DIR  # noqa: E402
+from bench.results import STORAGE_DIR, TRACES_DIR  # noqa: E402
 from models.datasets import load_training_data  # noqa: E402
 from models.errors import ConfigError  # noqa: E402
 
@@ -52,6 +54,10 @@ def pytest_configure(config):
     except ConfigError as error:
         raise pytest.UsageError(str(error)) from None
 
+    # Traces of one run share a folder, so `tensorboard --logdir` on it lists
+    # every case as a run of its own. The folder is created only by a capture.
+    run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    config.freezebench_trace_dir = os.path.join(TRACES_DIR, run_id) if options.profile_steps else None
     config.freezebench_options = options
     config.freezebench_dataset = dataset
     config.freezebench_plans = {}
@@ -100,6 +106,8 @@ def timing_settings(pytestconfig):
         max_time=float(pytestconfig.getoption("benchmark_max_time")),
         min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")),
         paired_reference=pytestconfig.getoption("--paired-reference"),
+        profile_steps=pytestconfig.freezebench_options.profile_steps,
+        trace_dir=pytestconfig.freezebench_trace_dir,
     )
 
 
@@ -129,3 +137,6 @@ def pytest_terminal_summary(terminalreporter, config):
     for text in plans.values():
         terminalreporter.write_line(text)
     terminalreporter.write_line(f"data: {dataset.source} ({dataset.detail})")
+    trace_dir = config.freezebench_trace_dir
+    if trace_dir and os.path.isdir(trace_dir):
+        terminalreporter.write_line(f"traces: tensorboard --logdir {os.path.relpath(trace_dir)}")

@@ -5,11 +5,13 @@ variables or optimizer slots.
 """
 
 import dataclasses
+import os
 
 import keras
 import tensorflow as tf
 
 from bench import quality
+from bench.case_trace import profile_case
 from bench.devices import tf_device
 from bench.environment import describe_environment
 from bench.memory import (
@@ -70,6 +72,8 @@ class TimingSettings:
     max_time: float
     min_rounds: int
     paired_reference: bool = False
+    profile_steps: int = 0  # 0: no profiler trace
+    trace_dir: object = None  # the run's folder; each case writes to <trace_dir>/<case id>
 
 
 @dataclasses.dataclass
@@ -110,11 +114,11 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
             built = build_case(case, dataset)
             warmup = warm_up(built.train_step, built.images, built.labels)
             traces_after_warmup = built.train_step.experimental_get_tracing_count()
-            # Checked after tracing because Keras 3 reads the live trainable flags then.
+            # Checked on the traced graph, which is what the rounds will run.
             check_updated_variables(built.train_step, built.model, built.plan, built.images, built.labels)
 
             structure = describe_structure(built)
-            # Timed next to the rounds, so it sees the same machine load.
+            # Timed right before the rounds, so it runs under the same machine load.
             reference_seconds = time_reference_kernel(device)
 
             probe = AllocatorProbe(allocator_device(device))
@@ -130,12 +134,18 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
                 settings.round_target, settings.max_time, settings.min_rounds, teardown=paired,
             )
             peak = probe.peak()
+
+            trace = None
+            if settings.profile_steps:
+                logdir = os.path.join(settings.trace_dir, case.id)
+                trace = profile_case(case, built, logdir, settings.profile_steps)
     except tf.errors.ResourceExhaustedError as error:
         raise OutOfMemory(error.message) from None
 
     stats = benchmark.stats.stats
     warnings = _warnings(stats, built, dataset, runner, peak is not None,
                          traces_after_warmup, built.train_step.experimental_get_tracing_count())
+    warnings += _trace_warnings(trace)
     memory = memory_figures(
         byte_account(built.model, built.plan, built.optimizer), peak, resident,
         case.batch_size, rss_before, peak_rss_bytes(),
@@ -162,9 +172,12 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
         "memory": memory,
         "reference_kernel": REFERENCE_KERNEL,
         "reference_seconds": reference_seconds,
-        "paired_reference_seconds": paired.seconds if paired else None,
+        # pytest-benchmark's pedantic calls the teardown once more after the
+        # last round, for an untimed extra call; that sample pairs with no round.
+        "paired_reference_seconds": paired.seconds[: len(stats.data)] if paired else None,
         "structure": {**structure, "tracing_count": built.train_step.experimental_get_tracing_count()},
         "allocator_stats": allocator_status.reason,
+        "trace": trace,
         "warnings": warnings,
         "environment": describe_environment(),
     }
@@ -196,6 +209,16 @@ def _warnings(stats, built, dataset, runner, allocator_measured, traces_after_wa
     if not allocator_measured:
         warnings.append(quality.NO_ALLOCATOR_STATS)
     return warnings
+
+
+def _trace_warnings(trace):
+    if trace is None:
+        return []
+    if "error" in trace:
+        return [quality.TRACE_FAILED]
+    if not all(check["ok"] for check in trace["checks"].values()):
+        return [quality.TRACE_CHECK_FAILED]
+    return []
 
 
 def out_of_memory_record(case, error, dataset):

@@ -30,6 +30,7 @@ class BenchOptions:
     optimizer: str
     data_dir: object
     memory_sweep: object = None
+    profile_steps: int = 0
 
 
 def add_options(parser):
@@ -66,6 +67,15 @@ def add_options(parser):
         "--memory-sweep", default=None, metavar="MAX_BATCH",
         help="sweep batch sizes for memory: double from the smallest --batch-sizes value "
         "up to MAX_BATCH samples; cases that run out of memory are recorded, not fatal",
+    )
+    group.addoption(
+        "--profile", action="store_true", default=False,
+        help="after each case's timed rounds, capture a TensorBoard profiler trace of a few "
+        "more steps under results/traces/<run id>/<case id>/",
+    )
+    group.addoption(
+        "--profile-steps", default="5",
+        help="steps per profiler trace, with --profile (default: %(default)s)",
     )
     group.addoption(
         "--paired-reference", action="store_true", default=False,
@@ -109,7 +119,8 @@ def parse_options(getoption, physical_gpus=None):
         for text in _split(getoption("--batch-sizes"), "--batch-sizes")
     ]
     devices = [parse_device(name) for name in _split(getoption("--device"), "--device")]
-    fine_tune_at = _parse_int(getoption("--fine-tune-at"), "--fine-tune-at", minimum=0)
+    # A negative value gets the model's full range in its message, below.
+    fine_tune_at = _parse_int(getoption("--fine-tune-at"), "--fine-tune-at", minimum=-(2**31))
     optimizer = getoption("--optimizer")
     make_optimizer(optimizer)
 
@@ -125,10 +136,14 @@ def parse_options(getoption, physical_gpus=None):
         memory_sweep = _parse_int(memory_sweep, "--memory-sweep", minimum=min(batch_sizes))
         batch_sizes = sweep_batch_sizes(min(batch_sizes), memory_sweep)
 
+    profile_steps = _parse_int(getoption("--profile-steps"), "--profile-steps", minimum=1)
+    if not getoption("--profile"):
+        profile_steps = 0
+
     check_explicit_request(devices, physical_gpus)
     return BenchOptions(
         models, strategies, batch_sizes, devices, fine_tune_at, optimizer,
-        getoption("--data-dir"), memory_sweep,
+        getoption("--data-dir"), memory_sweep, profile_steps,
     )
 
 

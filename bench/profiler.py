@@ -1,12 +1,12 @@
 """Capture of a profiler trace of a few training steps.
 
 `capture_trace` runs steps under TensorFlow's profiler and returns where the
-trace was written. The profiler allows one session per process, so a capture
-that cannot start (another profiler is running) logs the error and returns a
-failed CaptureResult instead of raising; it never stops a session it did not
-start. TensorFlow writes the trace, an XSpace protobuf, to
+trace was written. The profiler allows one session per process. A capture
+that cannot start, because another profiler is running, logs the error and
+returns a failed CaptureResult instead of raising, and it never stops a
+session it did not start. TensorFlow writes the trace, an XSpace protobuf, to
 `<logdir>/plugins/profile/<timestamp>/<host>.xplane.pb`, the layout that
-TensorBoard's profile tab and `xprof --logdir` read.
+TensorBoard's profile plugin reads (`tensorboard --logdir <logdir>`).
 """
 
 import dataclasses
@@ -14,11 +14,10 @@ import glob
 import logging
 import os
 
-from bench.breakdown import GPU_PLANE_PREFIX, load_xspace
+from bench.breakdown import GPU_PLANE_PREFIX, STEP_ANNOTATION, load_xspace
 
 logger = logging.getLogger(__name__)
 
-STEP_ANNOTATION = "train"
 DEFAULT_STEPS = 5
 _XPLANE_PATTERN = os.path.join("plugins", "profile", "*", "*.xplane.pb")
 
@@ -61,16 +60,16 @@ def profiler_options():
 
 
 def capture_trace(train_step, images, labels, logdir, steps=DEFAULT_STEPS, device=None):
-    """Profile `steps` calls of `train_step(images, labels)` into `logdir`; return a CaptureResult.
+    """Profile `steps` calls of `train_step(images, labels)` into `logdir` and return a CaptureResult.
 
     `train_step` must be warmed up, because a first call would trace the
     `tf.function` inside the profile. Each step runs inside a
     `tf.profiler.experimental.Trace` annotation named "train" with its
     `step_num`, and reads the loss to the host there, so the annotation ends
     after the device has finished the step. `logdir` is created only once the
-    profiler has started. `device` is the TensorFlow device the steps run on
-    and defaults to the device of `images`; a GPU device without a GPU plane
-    in the trace gives a warning.
+    profiler has started. `device` is the TensorFlow device the steps run on,
+    by default the device of `images`. A GPU device without a GPU plane in the
+    trace gives a warning.
 
     Returns a failed result if the profiler cannot start or cannot write the
     trace. An exception from a step, or from creating `logdir`, propagates
@@ -85,7 +84,6 @@ def capture_trace(train_step, images, labels, logdir, steps=DEFAULT_STEPS, devic
     start_error = _start_profiler(str(logdir))
     if start_error is not None:
         result.error = start_error
-        _stop_profiler(save=False)
         return result
 
     before = set(_xplane_files(logdir))
@@ -97,9 +95,9 @@ def capture_trace(train_step, images, labels, logdir, steps=DEFAULT_STEPS, devic
                 train_step(images, labels).numpy()
         completed = True
     finally:
-        # A failed capture's partial trace is not saved, so the failure's
-        # own exception is the one the caller sees.
-        stop_error = _stop_profiler(save=completed)
+        # A failed capture's partial trace is not saved, so an export error
+        # cannot replace the step's exception.
+        stop_error = _stop_profiler(str(logdir), save=completed)
 
     if stop_error is not None:
         result.error = stop_error
@@ -108,7 +106,7 @@ def capture_trace(train_step, images, labels, logdir, steps=DEFAULT_STEPS, devic
 
 
 def _start_profiler(logdir):
-    """Start a profiler session; return None, or the error message if it did not start."""
+    """Start a profiler session and return None, or the error message if it did not start."""
     import tensorflow as tf
 
     try:
@@ -122,14 +120,14 @@ def _start_profiler(logdir):
     return None
 
 
-def _stop_profiler(save):
-    """Stop the session this module started; return None, or the error message."""
+def _stop_profiler(logdir, save):
+    """Stop the session this module started and return None, or the error message."""
     import tensorflow as tf
 
     try:
         tf.profiler.experimental.stop(save=save)
     except tf.errors.OpError as error:
-        message = f"profiler failed to stop and write the trace: {type(error).__name__}: {error.message}"
+        message = f"profiler failed to stop and write the trace to {logdir}: {type(error).__name__}: {error.message}"
         logger.error(message)
         return message
     return None
@@ -173,7 +171,7 @@ def missing_gpu_plane_warning(device, plane_names):
     Without CUPTI the profiler records only the host, so the trace shows kernel
     launches but no kernel or copy times.
     """
-    # NOTE: unverified on GPU hardware; the plane name follows TensorFlow's
+    # NOTE: unverified on GPU hardware. The plane name follows TensorFlow's
     # GPU tracer and is tested only on synthetic plane lists.
     if "GPU" not in str(device).upper():
         return None

@@ -14,6 +14,8 @@ NON_FINITE_LOSS = "non-finite-loss"
 SYNTHETIC_DATA = "synthetic-data"
 NOTHING_TRAINED = "nothing-trained"
 NO_ALLOCATOR_STATS = "no-allocator-stats"
+TRACE_FAILED = "trace-failed"
+TRACE_CHECK_FAILED = "trace-check-failed"
 
 LEGEND = {
     UNSTABLE: f"IQR above {UNSTABLE_IQR_RATIO:.0%} of the median step time: noisy rounds.",
@@ -23,6 +25,10 @@ LEGEND = {
     NOTHING_TRAINED: "the strategy leaves no variable to update, so the step is a forward pass only.",
     NO_ALLOCATOR_STATS: "the allocator kept no statistics, so its figures are unavailable (not zero); "
     "on CPU, TF_CPU_ALLOCATOR_USE_BFC=true must be set before TensorFlow is imported.",
+    TRACE_FAILED: "the profiler trace could not be captured or parsed (for example, another "
+    "profiler was running); the timing is still valid.",
+    TRACE_CHECK_FAILED: "a structural check of the trace failed: the step runs gradient or "
+    "optimizer ops that the strategy should have removed.",
 }
 
 

@@ -20,6 +20,7 @@ from models.errors import ConfigError
 SCHEMA_VERSION = 1
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 STORAGE_DIR = os.path.join(RESULTS_DIR, "benchmarks")
+TRACES_DIR = os.path.join(RESULTS_DIR, "traces")
 
 # Fields the report reads; a file without them was not written by freezebench.
 _REQUIRED_STATS = ("median", "iqr", "q1", "q3", "rounds")
@@ -48,7 +49,9 @@ def load_results(path):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"results file {path!r} not found") from None
+        raise ConfigError(f"results file {str(path)!r} not found") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read results file {str(path)!r}: {error.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"results file {path!r} is not valid JSON: {error}") from None
 

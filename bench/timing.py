@@ -37,7 +37,7 @@ WARMUP_MIN_SECONDS = 0.2
 
 @dataclasses.dataclass
 class WarmUp:
-    """What warm-up cost: the first call (tracing included) and all warm-up steps."""
+    """Warm-up cost: the first call (tracing included) and all warm-up steps."""
 
     steps: int
     seconds: float

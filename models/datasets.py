@@ -1,4 +1,4 @@
-"""Fashion-MNIST training data, from local files only, with a synthetic fallback.
+"""Training data: Fashion-MNIST from local files, and synthetic data.
 
 The real loader is `keras.datasets.fashion_mnist.load_data()`. It downloads on a
 cache miss, which hangs or fails on a machine without internet, so it is called
@@ -6,6 +6,10 @@ only after the four files are found in Keras' cache. A `data_dir` holding the
 same four IDX files is read directly. Otherwise the data is synthetic, with the
 real shape, dtype and value range: uint8 images of 28x28 in [0, 255] and uint8
 labels in [0, 9]. Every Dataset records which source it came from.
+
+The MobileNetV2 model gets synthetic color images only (`synthetic_image_dataset`):
+float32 in [-1, 1], the range of `keras.applications.mobilenet_v2.preprocess_input`,
+with float32 binary labels.
 """
 
 import dataclasses
@@ -34,10 +38,12 @@ _IDX_UBYTE_TYPE = 0x08
 
 @dataclasses.dataclass
 class Dataset:
-    """Training images (uint8, N x 28 x 28) and labels (uint8, N), with their source.
+    """Training images and labels, with their source.
 
-    `source` is "fashion-mnist" or "synthetic"; `detail` gives the directory read
-    or the reason for the fallback.
+    Fashion-MNIST data holds uint8 images (N x 28 x 28) and uint8 class indices (N).
+    Synthetic image data holds float32 images (N x S x S x 3) in [-1, 1] and
+    float32 labels 0 or 1. `source` is "fashion-mnist" or "synthetic"; `detail`
+    gives the directory read or the reason for synthetic data.
     """
 
     images: np.ndarray
@@ -46,14 +52,23 @@ class Dataset:
     detail: str
 
 
-def keras_cache_dir():
-    """Return the folder where Keras caches Fashion-MNIST.
+def keras_home():
+    """Return Keras' cache root: `$KERAS_HOME`, else `~/.keras`, as `keras.utils.get_file` uses.
 
-    This mirrors `keras.utils.get_file`: `$KERAS_HOME`, else `~/.keras`, under
-    `datasets/fashion-mnist`.
+    Like `get_file` in Keras 3.15, it falls back to `/tmp/.keras` when the root
+    exists but is not writable.
+    NOTE: Keras reads `$KERAS_HOME` once, when it is imported; this function
+    reads it on every call.
     """
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(keras_home, "datasets", "fashion-mnist")
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    if os.path.isdir(home) and not os.access(home, os.W_OK):
+        return os.path.join("/tmp", ".keras")
+    return home
+
+
+def keras_cache_dir():
+    """Return the folder where Keras caches Fashion-MNIST: `datasets/fashion-mnist` under keras_home()."""
+    return os.path.join(keras_home(), "datasets", "fashion-mnist")
 
 
 def missing_files(directory):
@@ -102,10 +117,15 @@ def _load_keras_cache(cache_dir):
 
 
 def _checked_dataset(images, labels, directory):
-    if images.shape[1:] != IMAGE_SHAPE or len(images) != len(labels) or len(images) == 0:
+    if images.shape[1:] != IMAGE_SHAPE or labels.ndim != 1 or len(images) != len(labels) or len(images) == 0:
         raise ConfigError(
             f"Fashion-MNIST files in {directory!r} hold images of shape {images.shape} and "
-            f"{len(labels)} labels; expected N x 28 x 28 images and N labels, N > 0"
+            f"labels of shape {labels.shape}; expected N x 28 x 28 images and N labels, N > 0"
+        )
+    if labels.max() >= NUM_CLASSES:
+        raise ConfigError(
+            f"Fashion-MNIST labels in {directory!r} go up to {labels.max()}; "
+            f"valid labels are 0 to {NUM_CLASSES - 1}"
         )
     return Dataset(images, labels, FASHION_MNIST, directory)
 
@@ -159,10 +179,26 @@ def synthetic_dataset(num_samples, seed=0, reason="synthetic data requested"):
     return Dataset(images, labels, SYNTHETIC, reason)
 
 
+def synthetic_image_dataset(num_samples, image_size, seed=0, reason="synthetic data requested"):
+    """Return seeded random color images and binary labels for the MobileNetV2 model.
+
+    Images are float32 of shape (num_samples, image_size, image_size, 3), uniform
+    in [-1, 1], the range MobileNetV2's `preprocess_input` produces. Labels are
+    float32 0.0 or 1.0, the targets of binary cross-entropy.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (num_samples, image_size, image_size, 3)
+    images = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    labels = rng.integers(0, 2, size=num_samples).astype(np.float32)
+    return Dataset(images, labels, SYNTHETIC, reason)
+
+
 def device_batch(dataset, batch_size, device):
     """Return the first `batch_size` samples as tensors placed on `device`.
 
-    Images become float32 in [0, 1] and labels int32. When the dataset is
+    uint8 images (Fashion-MNIST pixels) become float32 in [0, 1]; float images
+    are already scaled and only cast to float32. Integer labels (class indices)
+    become int32, float labels (binary targets) float32. When the dataset is
     smaller than the batch, samples are repeated (np.resize) to fill it.
     Placing the batch before timing keeps input-pipeline cost out of the step.
     """
@@ -171,8 +207,14 @@ def device_batch(dataset, batch_size, device):
     if batch_size <= 0:
         raise ConfigError(f"batch size {batch_size} is invalid; it must be a positive integer")
 
-    images = np.resize(dataset.images, (batch_size, *IMAGE_SHAPE)).astype(np.float32) / 255.0
-    labels = np.resize(dataset.labels, (batch_size,)).astype(np.int32)
+    images = np.resize(dataset.images, (batch_size, *dataset.images.shape[1:]))
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    else:
+        images = images.astype(np.float32)
+
+    label_dtype = np.int32 if np.issubdtype(dataset.labels.dtype, np.integer) else np.float32
+    labels = np.resize(dataset.labels, (batch_size,)).astype(label_dtype)
     with tf.device(device):
         # tf.identity under tf.device copies the constant onto the device.
         return tf.identity(tf.constant(images)), tf.identity(tf.constant(labels))

@@ -4,18 +4,13 @@ import keras
 import tensorflow as tf
 
 from models.errors import ConfigError
+from models.variable_ops import is_variable_write_type
 
 OPTIMIZERS = {
     "sgd": keras.optimizers.SGD,
     "adam": keras.optimizers.Adam,
 }
 DEFAULT_OPTIMIZER = "sgd"
-
-# Graph op types that write a resource variable. Keras 3 optimizers on the
-# TensorFlow backend update with AssignSub/AssignAdd/Assign; the ResourceApply
-# and ResourceScatter kernels are what other optimizers and sparse updates emit.
-_VARIABLE_WRITE_OPS = ("AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp")
-_VARIABLE_WRITE_PREFIXES = ("ResourceApply", "ResourceScatter", "ResourceSparseApply")
 
 
 def make_optimizer(name):
@@ -27,18 +22,19 @@ def make_optimizer(name):
         raise ConfigError(f"unknown optimizer {name!r}; valid optimizers: {valid}") from None
 
 
-def make_train_step(model, variables, optimizer, jit_compile=False):
+def make_train_step(model, variables, optimizer, jit_compile=False, loss=None):
     """Return a `tf.function` training step that updates only `variables`.
 
-    The step runs the forward pass under `tf.GradientTape`, computes sparse
-    categorical cross-entropy on the model's softmax output, takes the gradient
-    with respect to `variables` only, applies it, and returns the loss.
+    The step runs the forward pass under `tf.GradientTape` with `training=True`,
+    computes `loss` (a Keras loss; default sparse categorical cross-entropy on a
+    softmax output, the MLPs' loss), takes the gradient with respect to
+    `variables` only, applies it, and returns the loss.
 
     The optimizer is built here, before tracing, because a `tf.function` may
     create variables only on its first trace; building eagerly keeps the slot
     variables out of the traced graph's side effects.
     """
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy() if loss is None else loss
     variables = list(variables)
     if variables:
         optimizer.build(variables)
@@ -61,7 +57,7 @@ def make_train_step(model, variables, optimizer, jit_compile=False):
 
 def is_variable_write(op):
     """Return True if graph op `op` writes a resource variable."""
-    return op.type in _VARIABLE_WRITE_OPS or op.type.startswith(_VARIABLE_WRITE_PREFIXES)
+    return is_variable_write_type(op.type)
 
 
 def updated_model_variables(train_step, model, images, labels):
@@ -90,12 +86,21 @@ def _resource_handle(variable):
 
 
 def check_updated_variables(train_step, model, plan, images, labels):
-    """Raise RuntimeError if the step updates other variables than `plan.variables`.
+    """Raise RuntimeError if the traced step updates other variables than `plan.variables`.
 
-    Keras 3 reads `trainable` flags when the step is traced, so a flag changed
-    after the plan was made would silently change what the step trains.
+    This compares what the strategy reports (its plan, per-layer table and
+    parameter counts) with what the compiled graph actually writes, so a step
+    built from another variable list, such as `model.trainable_variables` read
+    after a `trainable` flag changed, cannot pass as the planned strategy.
+
+    `plan.state_variables` (BatchNormalization moving statistics, Dropout seed
+    states) are left out of the comparison, because the forward pass writes
+    them and no optimizer trains them. Returns the state variables the step
+    writes.
     """
-    updated = {id(v) for v in updated_model_variables(train_step, model, images, labels)}
+    written = updated_model_variables(train_step, model, images, labels)
+    state = {id(v) for v in plan.state_variables}
+    updated = {id(v) for v in written if id(v) not in state}
     planned = {id(v) for v in plan.variables}
     if updated != planned:
         names = {id(v): v.path for v in model.variables}
@@ -104,3 +109,4 @@ def check_updated_variables(train_step, model, plan, images, labels):
             f"{sorted(names[i] for i in planned)} but the traced step updates "
             f"{sorted(names[i] for i in updated)}"
         )
+    return [v for v in written if id(v) in state]

@@ -4,7 +4,7 @@ A case regresses only when both hold:
 
 1. its median got slower by more than `threshold` (default 15%), and
 2. a one-sided Mann-Whitney U test (`scipy.stats.mannwhitneyu`,
-   alternative="greater") says the current samples are larger than the
+   alternative="greater") finds the current samples larger than the
    baseline's at p < `alpha` (default 0.01).
 
 The test is rank-based, so it tolerates the long right tail of step times that

@@ -1,4 +1,4 @@
-"""What the gate compares: normalized timings, in-run ratios and exact structure facts."""
+"""The gate's comparisons: normalized timings, in-run ratios and exact structure facts."""
 
 import statistics
 

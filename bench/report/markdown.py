@@ -4,6 +4,7 @@ import os
 
 from bench import quality
 from bench.report.model import ALPHA
+from bench.report.traces import trace_section_lines
 
 _COLUMNS_LEGEND = [
     ("strategy", "which variables the step updates: `full` all, `frozen-prefix` all but "
@@ -136,7 +137,7 @@ def _image_line(alt, path, output_dir):
 def render_markdown(report, charts=None, output_dir="."):
     """Return the report as Markdown.
 
-    `charts` maps "throughput" and "memory" to PNG paths, linked relative to `output_dir`.
+    `charts` maps "throughput", "memory" and "phases" to PNG paths, linked relative to `output_dir`.
     """
     charts = charts or {}
     lines = _header_lines(report)
@@ -155,4 +156,9 @@ def render_markdown(report, charts=None, output_dir="."):
     lines += ["Columns:", ""] + [f"- **{name}**: {text}" for name, text in _MEMORY_LEGEND]
     if "memory" in charts:
         lines += ["", _image_line("allocator peak by strategy and batch", charts["memory"], output_dir)]
+
+    trace_lines = trace_section_lines(report)
+    lines += trace_lines
+    if trace_lines and "phases" in charts:
+        lines += ["", _image_line("op time per step by phase", charts["phases"], output_dir)]
     return "\n".join(lines) + "\n"

@@ -40,6 +40,7 @@ class Row:
     warnings: list
     fine_tune_at: object = None
     memory: dict = dataclasses.field(default_factory=dict)
+    trace: dict = dataclasses.field(default_factory=dict)
     speedup: object = None
     p_value: object = None
 
@@ -47,6 +48,11 @@ class Row:
     def samples_per_second_iqr(self):
         """Return samples/s at the third and first quartile of step time (low, high)."""
         return self.batch_size / self.q3, self.batch_size / self.q1
+
+    @property
+    def has_trace(self):
+        """Return True if the case carries a parsed profiler trace."""
+        return bool(self.trace.get("steps"))
 
     @property
     def significant(self):
@@ -117,6 +123,7 @@ def _row(benchmark):
         warnings=list(extra.get("warnings", [])),
         fine_tune_at=extra.get("fine_tune_at"),
         memory=extra.get("memory") or {},
+        trace=extra.get("trace") or {},
     )
 
 

@@ -66,3 +66,34 @@ def plot_throughput(report, path):
 def plot_memory(report, path):
     """Write the allocator peak above resident, in MiB, by strategy and batch."""
     _bar_chart(report, path, _allocator_peak_mib, "allocator peak above resident (MiB)")
+
+
+def plot_phases(report, path):
+    """Write stacked bars of op time per step by phase, one bar per strategy and batch.
+
+    Returns False, writing nothing, when no case carries a trace.
+    """
+    from bench.breakdown import PHASES
+
+    tables = [table for table in report.tables if any(row.has_trace for row in table.rows)]
+    if not tables:
+        return False
+
+    figure, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 4.2), squeeze=False)
+    for axis, table in zip(axes[0], tables):
+        rows = [row for row in table.rows if row.has_trace]
+        labels = [f"{row.strategy}\nb{row.batch_size}" for row in rows]
+        bottoms = [0.0] * len(rows)
+        for phase in PHASES:
+            heights = [row.trace["phase_ms_per_step"].get(phase, 0.0) for row in rows]
+            axis.bar(range(len(rows)), heights, 0.6, bottom=bottoms, label=phase)
+            bottoms = [b + h for b, h in zip(bottoms, heights)]
+        axis.set_xticks(range(len(rows)), labels, fontsize="small")
+        axis.set_ylabel("op time per step (ms)")
+        axis.set_title(f"{table.model} on {table.device}")
+        axis.legend(fontsize="small")
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True

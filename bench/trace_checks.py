@@ -1,24 +1,14 @@
 """Structural checks of profiled training steps: which ops a freezing strategy runs.
 
 The checks read trace summaries from bench.breakdown and never compare times,
-so they give the same answer on any machine and under any load. Each returns
+so they give the same result on any machine and under any load. Each returns
 (ok, message), where the message names the offending ops or the counts seen.
 """
 
 import re
 
 from bench.breakdown import BACKWARD, OPTIMIZER, ops_per_step
-
-# Graph op types that write a resource variable. Keras 3 optimizers on the
-# TensorFlow backend use the Assign* ops; the ResourceApply and ResourceScatter
-# kernels are what other optimizers and sparse updates emit.
-VARIABLE_WRITE_OPS = ("AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp")
-VARIABLE_WRITE_PREFIXES = ("ResourceApply", "ResourceScatter", "ResourceSparseApply")
-
-
-def is_variable_write(op_type):
-    """Return True if ops of type `op_type` write a resource variable."""
-    return op_type in VARIABLE_WRITE_OPS or op_type.startswith(VARIABLE_WRITE_PREFIXES)
+from models.variable_ops import is_variable_write_type
 
 
 def layer_scope_pattern(layer):
@@ -28,7 +18,7 @@ def layer_scope_pattern(layer):
     example `dense1_1` for the layer `dense1`.
     """
     # NOTE: a layer named "dense" also matches "dense_1", the scope of a layer
-    # named "dense_1"; the MLPs here name their layers dense1 to dense3.
+    # named "dense_1". The MLPs here name their layers dense1 to dense3.
     return re.compile(rf"{re.escape(layer)}(_\d+)?")
 
 
@@ -76,7 +66,7 @@ def variable_writes(train_step, model, images, labels):
 
     writes = {}
     for op in graph.get_operations():
-        if is_variable_write(op.type):
+        if is_variable_write_type(op.type):
             external = captured.get(id(op.inputs[0]))
             writes[op.name] = paths.get(id(external)) if external is not None else None
     return writes
@@ -93,7 +83,7 @@ def check_optimizer_updates_only(summary, writes, layers):
     """
     updated, unknown = {}, []
     for entry in summary["ops"].values():
-        if entry["phase"] != OPTIMIZER or not is_variable_write(entry["type"]):
+        if entry["phase"] != OPTIMIZER or not is_variable_write_type(entry["type"]):
             continue
         if entry["name"] not in writes:
             unknown.append(entry["name"])
@@ -120,9 +110,10 @@ def check_backward_matmuls_decrease(summaries, op_type="MatMul"):
     """Check that backward `op_type` ops per step fall strictly along `summaries`.
 
     `summaries` is a list of (strategy name, summary) pairs in the expected
-    order, for example full, frozen-prefix, dense2-only. For the MLP with SGD
-    the counts were 5, 3 and 2 (TensorFlow 2.21, Keras 3.15), because the
-    gradients of frozen layers and of the input are not computed.
+    order, for example full, frozen-prefix, dense2-only. With TensorFlow 2.21
+    and Keras 3.15 the traced graph of each MLP step contains the same 5 gradient
+    MatMuls, but Grappler prunes those that no trained variable needs, so the
+    trace shows 5, 3 and 2 per step.
     """
     counts = [(name, ops_per_step(summary, BACKWARD, op_type)) for name, summary in summaries]
     text = ", ".join(f"{name} {count:g}" for name, count in counts)
