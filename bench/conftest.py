@@ -7,7 +7,6 @@ from bench.memory import enable_cpu_allocator_stats
 ALLOCATOR_STATUS = enable_cpu_allocator_stats()
 
 import datetime  # noqa: E402
-import itertools  # noqa: E402
 import os  # noqa: E402
 
 import pytest  # noqa: E402
@@ -17,7 +16,8 @@ from bench.devices import skip_reason  # noqa: E402
 from bench.harness import Case, TimingSettings  # noqa: E402
 from bench.options import add_options, parse_options  # noqa: E402
 from bench.results import STORAGE_DIR, TRACES_DIR  # noqa: E402
-from models.datasets import load_training_data  # noqa: E402
+from bench.precision import precision_skip_reason  # noqa: E402
+from models.registry import SPARSE_LABELS, model_spec, training_data  # noqa: E402
 from models.errors import ConfigError  # noqa: E402
 
 # A round of at least 20 ms holds several steps of the small MLP cases, so the
@@ -50,7 +50,7 @@ def pytest_configure(config):
 
     try:
         options = parse_options(config.getoption)
-        dataset = load_training_data(options.data_dir, min_samples=max(options.batch_sizes))
+        datasets = load_datasets(options)
     except ConfigError as error:
         raise pytest.UsageError(str(error)) from None
 
@@ -59,9 +59,20 @@ def pytest_configure(config):
     run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     config.freezebench_trace_dir = os.path.join(TRACES_DIR, run_id) if options.profile_steps else None
     config.freezebench_options = options
-    config.freezebench_dataset = dataset
+    config.freezebench_datasets = datasets
     config.freezebench_plans = {}
     config.freezebench_failed_cases = []
+
+
+def load_datasets(options):
+    """Return each model's training data, by model name, large enough for its largest batch."""
+    datasets = {}
+    for plan in options.models:
+        spec = model_spec(plan.name, **dict(plan.options))
+        # Only the MLPs read Fashion-MNIST files; the image model uses synthetic images.
+        data_dir = options.data_dir if spec.label_kind == SPARSE_LABELS else None
+        datasets[plan.name] = training_data(spec, data_dir, min_samples=max(plan.batch_sizes))
+    return datasets
 
 
 def pytest_generate_tests(metafunc):
@@ -70,19 +81,18 @@ def pytest_generate_tests(metafunc):
 
     options = metafunc.config.freezebench_options
     params = []
-    for model, spec, batch_size, device in itertools.product(
-        options.models, options.strategies, options.batch_sizes, options.devices
-    ):
-        case = Case(model, spec, batch_size, device, options.fine_tune_at, options.optimizer)
-        reason = skip_reason(device)
+    for plan, spec, batch_size, fine_tune_at, device, compile_mode, precision in options.case_parameters():
+        case = Case(plan.name, spec, batch_size, device, fine_tune_at, options.optimizer,
+                    compile_mode, precision, plan.options)
+        reason = skip_reason(device) or precision_skip_reason(precision, device)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
 
 
-@pytest.fixture(scope="session")
-def training_data(pytestconfig):
-    return pytestconfig.freezebench_dataset
+@pytest.fixture
+def case_dataset(pytestconfig, case):
+    return pytestconfig.freezebench_datasets[case.model]
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +138,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    dataset = getattr(config, "freezebench_dataset", None)
+    datasets = getattr(config, "freezebench_datasets", {})
     plans = getattr(config, "freezebench_plans", {})
     if not plans:
         return
@@ -136,7 +146,8 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.section("freezebench: what each strategy trains")
     for text in plans.values():
         terminalreporter.write_line(text)
-    terminalreporter.write_line(f"data: {dataset.source} ({dataset.detail})")
+    for name, dataset in datasets.items():
+        terminalreporter.write_line(f"data of {name}: {dataset.source} ({dataset.detail})")
     trace_dir = config.freezebench_trace_dir
     if trace_dir and os.path.isdir(trace_dir):
         terminalreporter.write_line(f"traces: tensorboard --logdir {os.path.relpath(trace_dir)}")

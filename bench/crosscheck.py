@@ -15,13 +15,12 @@ import statistics
 import sys
 import time
 
+from bench.harness import Case, build_case
 from bench.results import latest_results_file, load_results
 from bench.timing import warm_up
-from models.datasets import load_training_data, device_batch, synthetic_dataset, SYNTHETIC
 from models.errors import ConfigError
-from models.registry import build_model
-from models.strategies import apply_strategy, parse_strategy
-from models.train_step import make_optimizer, make_train_step
+from models.registry import model_spec, training_data
+from models.strategies import parse_strategy
 
 REPETITIONS = 7
 # Each repetition runs at least this long, so a single preempted step barely moves it.
@@ -37,17 +36,22 @@ def plain_loop_seconds(train_step, images, labels, steps):
     return (time.perf_counter() - start) / steps
 
 
+def case_from_result(extra):
+    """Return the harness Case that a stored result describes."""
+    return Case(
+        extra["model"], parse_strategy(extra["strategy"]), extra["batch_size"], "cpu",
+        extra["fine_tune_at"], extra["optimizer"], extra.get("compile_mode", "graph"),
+        extra.get("precision", "float32"), tuple(sorted(extra.get("model_options", {}).items())),
+    )
+
+
 def time_plain_loop(extra, dataset):
     """Rebuild the case described by `extra` and return per-step seconds of each repetition."""
-    model = build_model(extra["model"])
-    plan = apply_strategy(model, parse_strategy(extra["strategy"]), extra["fine_tune_at"] or 0)
-    train_step = make_train_step(model, plan.variables, make_optimizer(extra["optimizer"]))
-    images, labels = device_batch(dataset, extra["batch_size"], "/CPU:0")
-
-    warm_up(train_step, images, labels)
-    estimate = plain_loop_seconds(train_step, images, labels, steps=10)
+    built = build_case(case_from_result(extra), dataset)
+    warm_up(built.train_step, built.images, built.labels)
+    estimate = plain_loop_seconds(built.train_step, built.images, built.labels, steps=10)
     steps = max(10, int(MIN_REPETITION_SECONDS / estimate))
-    return [plain_loop_seconds(train_step, images, labels, steps) for _ in range(REPETITIONS)]
+    return [plain_loop_seconds(built.train_step, built.images, built.labels, steps) for _ in range(REPETITIONS)]
 
 
 def crosscheck(results_path, tolerance):
@@ -57,22 +61,22 @@ def crosscheck(results_path, tolerance):
     if not cases:
         raise ConfigError(f"results file {results_path!r} holds no CPU cases to check")
 
-    max_batch = max(b["extra_info"]["batch_size"] for b in cases)
-    dataset = synthetic_dataset(max_batch)
-    if any(b["extra_info"]["data_source"] != SYNTHETIC for b in cases):
-        dataset = load_training_data(min_samples=max_batch)
+    datasets = {}
 
     print(f"{'case':<48} {'harness':>10} {'plain':>10} {'best':>10} {'ratio':>6}  verdict")
     all_within = True
     for benchmark in cases:
         extra = benchmark["extra_info"]
-        repetitions = time_plain_loop(extra, dataset)
+        if extra["model"] not in datasets:
+            spec = model_spec(extra["model"], **extra.get("model_options", {}))
+            datasets[extra["model"]] = training_data(spec, min_samples=max(b["extra_info"]["batch_size"] for b in cases))
+        repetitions = time_plain_loop(extra, datasets[extra["model"]])
         plain = statistics.median(repetitions)
         harness = benchmark["stats"]["median"]
         ratio = harness / plain
         within = abs(ratio - 1) <= tolerance
         all_within &= within
-        case = f"{extra['model']} {extra['strategy']} b{extra['batch_size']}"
+        case = extra.get("case_id", extra["strategy"])
         print(
             f"{case:<48} {harness * 1e6:>8.0f}us {plain * 1e6:>8.0f}us "
             f"{min(repetitions) * 1e6:>8.0f}us {ratio:>6.3f}  {'ok' if within else 'OUTSIDE'}"

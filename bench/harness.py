@@ -12,6 +12,13 @@ import tensorflow as tf
 
 from bench import quality
 from bench.case_trace import profile_case
+from bench.precision import (
+    DEFAULT_COMPILE_MODE,
+    DEFAULT_PRECISION,
+    compile_train_step,
+    dtype_policy,
+    wrap_optimizer,
+)
 from bench.devices import tf_device
 from bench.environment import describe_environment
 from bench.memory import (
@@ -27,8 +34,8 @@ from bench.results import SCHEMA_VERSION
 from bench.timing import time_train_step, warm_up
 from models.datasets import SYNTHETIC, device_batch
 from models.graph_stats import matmul_count, optimized_op_counts
-from models.registry import build_model
-from models.strategies import apply_strategy, format_plan
+from models.registry import model_spec
+from models.strategies import FROZEN_PREFIX, apply_strategy, format_plan
 from models.train_step import check_updated_variables, make_optimizer, make_train_step
 
 
@@ -38,29 +45,50 @@ class OutOfMemory(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """The parameters of one benchmark case."""
+    """The parameters of one benchmark case.
+
+    `fine_tune_at` is used by frozen-prefix only. `model_options` holds the
+    model builder's keyword arguments as (name, value) pairs, such as
+    mobilenetv2's image size.
+    """
 
     model: str
     strategy: object  # a models.strategies.StrategySpec
     batch_size: int
     device: str
-    fine_tune_at: int
+    fine_tune_at: object
     optimizer: str
+    compile_mode: str = DEFAULT_COMPILE_MODE
+    precision: str = DEFAULT_PRECISION
+    model_options: tuple = ()
 
     @property
     def id(self):
-        return f"{self.model}-{self.strategy.name}-b{self.batch_size}-{self.device}"
+        """Return the case's pytest id, with only the parameters that differ from the defaults."""
+        parts = [self.model, self.strategy.name]
+        if self.strategy.name == FROZEN_PREFIX:
+            parts.append(f"ft{self.fine_tune_at}")
+        parts += [f"b{self.batch_size}", self.device]
+        if self.compile_mode != DEFAULT_COMPILE_MODE:
+            parts.append(self.compile_mode)
+        if self.precision != DEFAULT_PRECISION:
+            parts.append(self.precision)
+        return "-".join(parts)
 
     def describe(self):
         """Return the case's fields as stored in a result."""
         return {
+            "case_id": self.id,
             "model": self.model,
+            "model_options": dict(self.model_options),
             "strategy": self.strategy.name,
             "train_layers": list(self.strategy.layers),
             "batch_size": self.batch_size,
             "device": self.device,
             "tf_device": tf_device(self.device),
             "optimizer": self.optimizer,
+            "compile_mode": self.compile_mode,
+            "precision": self.precision,
         }
 
 
@@ -93,10 +121,17 @@ def build_case(case, dataset):
     # Frees what earlier cases left behind, so the allocator's resident bytes
     # belong to this case, and resets Keras' layer and optimizer name counters.
     keras.backend.clear_session(free_memory=True)
-    model = build_model(case.model)
+    spec = model_spec(case.model, **dict(case.model_options))
+
+    with dtype_policy(case.precision):
+        model = spec.build()
     plan = apply_strategy(model, case.strategy, case.fine_tune_at)
-    optimizer = make_optimizer(case.optimizer)
-    train_step = make_train_step(model, plan.variables, optimizer)
+    optimizer = wrap_optimizer(make_optimizer(case.optimizer), case.precision)
+    loss = spec.make_loss()
+    train_step = compile_train_step(
+        lambda jit_compile: make_train_step(model, plan.variables, optimizer, jit_compile, loss),
+        case.compile_mode,
+    )
     images, labels = device_batch(dataset, case.batch_size, tf_device(case.device))
     return Built(model, plan, optimizer, train_step, images, labels)
 
@@ -115,7 +150,9 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
             warmup = warm_up(built.train_step, built.images, built.labels)
             traces_after_warmup = built.train_step.experimental_get_tracing_count()
             # Checked on the traced graph, which is what the rounds will run.
-            check_updated_variables(built.train_step, built.model, built.plan, built.images, built.labels)
+            state_written = check_updated_variables(
+                built.train_step, built.model, built.plan, built.images, built.labels
+            )
 
             structure = describe_structure(built)
             # Timed right before the rounds, so it runs under the same machine load.
@@ -155,17 +192,25 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
         "schema_version": SCHEMA_VERSION,
         **case.describe(),
         "fine_tune_at": built.plan.fine_tune_at,
+        "weights": _weights_detail(built.model),
         "data_source": dataset.source,
         "data_detail": dataset.detail,
         "trainable_params": built.plan.trainable_params,
         "non_trainable_params": built.plan.non_trainable_params,
         "keras_trainable_params": built.plan.keras_trainable_params,
         "layers": [dataclasses.asdict(layer) for layer in built.plan.layers],
+        "base": built.plan.base,
+        "base_layers": [dataclasses.asdict(layer) for layer in built.plan.base_layers],
+        # Non-trainable state the step writes besides the optimizer's updates,
+        # such as BatchNormalization moving statistics of trainable layers.
+        "state_variables_written": [v.path for v in state_written],
         "samples_per_second": case.batch_size / stats.median,
         "steps_per_second": 1.0 / stats.median,
         "warmup_seconds": warmup.seconds,
         "warmup_steps": warmup.steps,
         "first_call_seconds": warmup.first_call_seconds,
+        # The first call traces the step and, under XLA, compiles it as well.
+        "compile_seconds": warmup.first_call_seconds if case.compile_mode == "xla" else None,
         "tracing_count": built.train_step.experimental_get_tracing_count(),
         "iterations_per_round": iterations,
         "final_loss": runner.losses[-1] if runner.losses else warmup.loss,
@@ -185,6 +230,13 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
     return extra_info, format_plan(case.model, built.plan)
 
 
+def _weights_detail(model):
+    source = getattr(model, "weights_source", None)
+    if source is None:
+        return None
+    return {"weights": source.weights, "path": source.path, "detail": source.detail}
+
+
 def describe_structure(built):
     """Return the step's deterministic facts: optimized MatMul count, variable and slot counts."""
     return {
@@ -198,7 +250,8 @@ def describe_structure(built):
 
 def _warnings(stats, built, dataset, runner, allocator_measured, traces_after_warmup, traces_after_timing):
     warnings = quality.stability_warnings(stats.median, stats.iqr)
-    if traces_after_warmup != 1 or traces_after_timing != traces_after_warmup:
+    # An eager step has no tracing count (None), and nothing to retrace.
+    if traces_after_warmup is not None and (traces_after_warmup != 1 or traces_after_timing != traces_after_warmup):
         warnings.append(quality.RETRACED)
     if not runner.all_losses_finite:
         warnings.append(quality.NON_FINITE_LOSS)

@@ -47,8 +47,8 @@ class WeightsSource:
 
     `weights` is the Keras `weights` value the base stands for: "imagenet" or
     None (random initialization). `path` is the cached file loaded for
-    "imagenet", and `detail` says where the weights came from or why the cached
-    file was not used.
+    "imagenet", and `detail` gives where the weights came from or why no cached
+    file was used.
     """
 
     weights: object
@@ -79,7 +79,8 @@ def choose_weights(image_size, weights):
     """Return the WeightsSource for a request of `weights` at `image_size`.
 
     A request for "imagenet" falls back to None (random initialization) when the
-    file is not in Keras' cache, so building never waits on a download.
+    file is not in Keras' cache, so the builder never calls `keras.utils.get_file`,
+    which would download it.
     """
     if weights is None:
         return WeightsSource(None, None, "random initialization requested")

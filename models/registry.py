@@ -16,7 +16,7 @@ from models.mlp import IMAGE_SHAPE, build_sequential_mlp, build_subclassed_mlp
 SPARSE_LABELS = "sparse"
 BINARY_LABELS = "binary"
 
-# What fine_tune_at counts.
+# Values of ModelSpec.fine_tune_layers: the layers that fine_tune_at counts.
 MODEL_LAYERS = "model.layers"
 BASE_LAYERS = "base.layers"
 
@@ -27,8 +27,8 @@ MOBILENET_FINE_TUNE_AT = 100
 
 # The models that `pytest bench/` runs by default. Each builder returns a new,
 # built model with fresh variables, so no benchmark case inherits another's
-# weights. mobilenetv2 is not listed because one of its steps costs about a
-# hundred MLP steps; build it with build_model("mobilenetv2").
+# weights. mobilenetv2 is not listed because one of its steps at batch 32 takes
+# hundreds of times as long as an MLP step. Build it with build_model("mobilenetv2").
 MODEL_BUILDERS = {
     "mlp-sequential": build_sequential_mlp,
     "mlp-subclassed": build_subclassed_mlp,
@@ -38,13 +38,14 @@ DEFAULT_MODELS = tuple(MODEL_BUILDERS)
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """What the benchmark needs to know about a registered model, for one set of options.
+    """The facts the benchmark needs about a registered model, for one set of options.
 
     `build()` returns a new, built model with fresh variables. `make_loss()`
     returns the loss of the model's output. `input_shape` is one sample's shape,
-    without the batch axis. `fine_tune_layers` says what fine_tune_at counts,
-    MODEL_LAYERS or BASE_LAYERS, and `fine_tune_layer_count` how many layers that
-    is, so frozen-prefix accepts 0 to that count.
+    without the batch axis. `fine_tune_layers` names the layers that fine_tune_at
+    counts (MODEL_LAYERS or BASE_LAYERS), and frozen-prefix accepts 0 to
+    `fine_tune_layer_count`, the number of those layers. `options` are the
+    (name, value) pairs the spec was made with, a tuple so that the spec stays hashable.
     """
 
     name: str
@@ -55,7 +56,7 @@ class ModelSpec:
     fine_tune_layers: str
     fine_tune_layer_count: int
     default_fine_tune_at: int
-    options: dict = dataclasses.field(default_factory=dict)
+    options: tuple = ()
 
 
 def _mlp_spec(name, builder):
@@ -87,7 +88,7 @@ def _mobilenet_spec(image_size=mobilenet.DEFAULT_IMAGE_SIZE, weights=None):
         fine_tune_layers=BASE_LAYERS,
         fine_tune_layer_count=mobilenet.BASE_LAYER_COUNT,
         default_fine_tune_at=MOBILENET_FINE_TUNE_AT,
-        options={"image_size": image_size, "weights": weights},
+        options=(("image_size", image_size), ("weights", weights)),
     )
 
 
@@ -133,8 +134,8 @@ def training_data(spec, data_dir=None, min_samples=1, seed=0):
 
     The MLPs get Fashion-MNIST from local files, or synthetic data of its shape
     (models.datasets.load_training_data). mobilenetv2 gets synthetic color
-    images, because no local image data set is supported for it; a `data_dir`
-    raises ConfigError rather than benchmarking other data than requested.
+    images, because it supports no local image data set. For it a `data_dir`
+    raises ConfigError, so a run never benchmarks other data than requested.
     """
     if spec.label_kind == SPARSE_LABELS:
         return load_training_data(data_dir, min_samples, seed)

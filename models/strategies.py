@@ -22,6 +22,8 @@ Dropout advances its seed state.
 
 import dataclasses
 
+import keras
+
 from models.errors import ConfigError
 
 FULL = "full"
@@ -113,8 +115,9 @@ def parse_strategy(name):
             return StrategySpec(name, layers)
 
     raise ConfigError(
-        f"unknown strategy {name!r}; valid strategies: {', '.join(NAMED_STRATEGIES)}, "
-        "or <layer>[+<layer>...]-only such as dense2-only"
+        f"unknown strategy {name!r}; valid strategies: {FULL}, {FROZEN_PREFIX}, "
+        "or <layer>[+<layer>...]-only such as dense2-only, and for a model with a "
+        f"pretrained base such as mobilenetv2 also {BASE_FROZEN}"
     )
 
 
@@ -173,6 +176,16 @@ def check_layer_names(names, model):
             )
 
 
+def all_layers(model):
+    """Return the layers of `model` and, depth first, the layers of each nested model."""
+    layers = []
+    for layer in model.layers:
+        layers.append(layer)
+        if isinstance(layer, keras.Model):
+            layers.extend(all_layers(layer))
+    return layers
+
+
 def check_strategy(spec, model, fine_tune_at=DEFAULT_FINE_TUNE_AT):
     """Raise ConfigError if `spec` cannot be applied to `model`.
 
@@ -189,11 +202,13 @@ def check_strategy(spec, model, fine_tune_at=DEFAULT_FINE_TUNE_AT):
 def apply_strategy(model, spec, fine_tune_at=DEFAULT_FINE_TUNE_AT):
     """Set the layers' `trainable` flags for `spec` and return the TrainPlan.
 
-    Every layer is first made trainable again, so flags left by an earlier
-    strategy do not carry over. In Keras 3 setting `trainable` on a nested model
-    sets it on all of its layers too.
+    Every layer, nested ones included, is first made trainable again, so flags
+    left by an earlier strategy do not carry over.
     """
-    for layer in model.layers:
+    # Each layer is set on its own: on the TensorFlow backend of Keras 3.15,
+    # assigning True to a flag that is already True returns early, so it does
+    # not reach the layers inside a nested model.
+    for layer in all_layers(model):
         layer.trainable = True
 
     # With every flag on, the non-trainable variables left are the ones that no

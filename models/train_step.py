@@ -25,10 +25,10 @@ def make_optimizer(name):
 def make_train_step(model, variables, optimizer, jit_compile=False, loss=None):
     """Return a `tf.function` training step that updates only `variables`.
 
-    The step runs the forward pass under `tf.GradientTape` with `training=True`,
-    computes `loss` (a Keras loss; default sparse categorical cross-entropy on a
-    softmax output, the MLPs' loss), takes the gradient with respect to
-    `variables` only, applies it, and returns the loss.
+    The step runs the forward pass under `tf.GradientTape` with `training=True`
+    and computes `loss`, a Keras loss. It then takes the gradient with respect to
+    `variables` only, applies it, and returns the loss. The default loss is the
+    MLPs' sparse categorical cross-entropy on a softmax output.
 
     The optimizer is built here, before tracing, because a `tf.function` may
     create variables only on its first trace; building eagerly keeps the slot
@@ -44,11 +44,14 @@ def make_train_step(model, variables, optimizer, jit_compile=False, loss=None):
         with tf.GradientTape() as tape:
             predictions = model(images, training=True)
             loss = loss_fn(labels, predictions)
+            # Unchanged unless the optimizer scales the loss (LossScaleOptimizer,
+            # for mixed_float16); apply_gradients then unscales the gradients.
+            scaled_loss = optimizer.scale_loss(loss)
 
         # With every layer frozen there is nothing to update, and Keras
         # optimizers reject an empty gradient list.
         if variables:
-            gradients = tape.gradient(loss, variables)
+            gradients = tape.gradient(scaled_loss, variables)
             optimizer.apply_gradients(zip(gradients, variables))
         return loss
 

@@ -45,11 +45,13 @@ def parse_error(**overrides):
 
 def test_registered_defaults():
     assert DEFAULTS["--models"] == "mlp-sequential,mlp-subclassed"
-    assert DEFAULTS["--strategies"] == "full,frozen-prefix,dense2-only"
-    assert DEFAULTS["--batch-sizes"] == "32,256"
+    assert DEFAULTS["--strategies"] is None  # per model
+    assert DEFAULTS["--batch-sizes"] is None  # per model
     assert DEFAULTS["--device"] == "cpu,gpu"
-    assert DEFAULTS["--fine-tune-at"] == "2"
+    assert DEFAULTS["--fine-tune-at"] is None  # per model
     assert DEFAULTS["--optimizer"] == "sgd"
+    assert DEFAULTS["--compile-mode"] == "graph"
+    assert DEFAULTS["--precision"] == "float32"
     assert DEFAULTS["--data-dir"] is None
 
 
@@ -57,25 +59,61 @@ def test_defaults_parse():
     options = parse()
 
     assert isinstance(options, BenchOptions)
-    assert options.models == ["mlp-sequential", "mlp-subclassed"]
-    assert [spec.name for spec in options.strategies] == ["full", "frozen-prefix", "dense2-only"]
-    assert options.batch_sizes == [32, 256]
+    assert [plan.name for plan in options.models] == ["mlp-sequential", "mlp-subclassed"]
+    for plan in options.models:
+        assert [spec.name for spec in plan.strategies] == ["full", "frozen-prefix", "dense2-only"]
+        assert plan.batch_sizes == [32, 256]
+        assert plan.fine_tune_ats == [2]
     assert options.devices == ["cpu", "gpu"]
-    assert options.fine_tune_at == 2
     assert options.optimizer == "sgd"
     assert options.data_dir is None
 
 
+def test_default_case_count():
+    # 2 models x 3 strategies x 2 batch sizes x 2 devices.
+    assert len(list(parse().case_parameters())) == 24
+
+
 def test_values_are_stripped():
     options = parse(models=" mlp-subclassed , ", batch_sizes="8, 16", device="cpu")
-    assert options.models == ["mlp-subclassed"]
-    assert options.batch_sizes == [8, 16]
+    assert [plan.name for plan in options.models] == ["mlp-subclassed"]
+    assert options.models[0].batch_sizes == [8, 16]
     assert options.devices == ["cpu"]
 
 
 @pytest.mark.parametrize("fine_tune_at", ["0", "4"])
 def test_fine_tune_at_bounds_accepted(fine_tune_at):
-    assert parse(fine_tune_at=fine_tune_at).fine_tune_at == int(fine_tune_at)
+    assert parse(fine_tune_at=fine_tune_at).models[0].fine_tune_ats == [int(fine_tune_at)]
+
+
+def test_fine_tune_at_list():
+    assert parse(fine_tune_at="0,2,4").models[0].fine_tune_ats == [0, 2, 4]
+
+
+def test_fine_tune_sweep_mlp():
+    assert parse(fine_tune_sweep=True).models[0].fine_tune_ats == [0, 1, 2, 3, 4]
+
+
+def test_sweep_values_of_base():
+    from bench.options import sweep_fine_tune_ats
+
+    assert sweep_fine_tune_ats(154) == [0, 25, 50, 75, 100, 125, 150, 154]
+
+
+def test_unknown_compile_mode():
+    message = parse_error(compile_mode="graph,jit")
+    assert "'jit'" in message
+    assert "eager, graph, xla" in message
+
+
+def test_unknown_precision():
+    message = parse_error(precision="float16")
+    assert "'float16'" in message
+    assert "mixed_bfloat16" in message
+
+
+def test_base_frozen_needs_base():
+    assert "base-frozen" in parse_error(strategies="base-frozen")
 
 
 def test_adam_and_data_dir_accepted(tmp_path):
@@ -88,6 +126,7 @@ def test_unknown_strategy():
     message = parse_error(strategies="full,bogus")
     assert "'bogus'" in message
     assert "full, frozen-prefix, or <layer>[+<layer>...]-only" in message
+    assert "base-frozen" in message
 
 
 def test_unknown_model():
@@ -168,4 +207,4 @@ def test_empty_list_rejected(option):
 
 def test_fine_tune_at_ignored_without_prefix():
     """fine_tune_at is checked against the layers only when frozen-prefix runs."""
-    assert parse(strategies="full,dense2-only", fine_tune_at="9").fine_tune_at == 9
+    assert parse(strategies="full,dense2-only", fine_tune_at="9").models[0].fine_tune_ats == [9]

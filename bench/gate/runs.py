@@ -67,7 +67,7 @@ class GateRun:
 
 
 def case_id(extra):
-    return f"{extra['model']}-{extra['strategy']}-b{extra['batch_size']}-{extra['device']}"
+    return extra["case_id"]
 
 
 def run_cases(case_ids=None, extra_args=()):
