@@ -11,7 +11,7 @@ import sys
 
 from bench.report.markdown import render_markdown
 from bench.report.model import build_report
-from bench.report.plots import plot_memory, plot_phases, plot_throughput
+from bench.report.plots import plot_memory, plot_phases, plot_sweep, plot_throughput
 from bench.results import RESULTS_DIR, latest_results_file, load_results
 from models.errors import ConfigError
 
@@ -41,6 +41,9 @@ def write_report(results_path, output_dir):
     phases_path = os.path.join(output_dir, "report-phases.png")
     if plot_phases(report, phases_path):
         charts["phases"] = phases_path
+    sweep_path = os.path.join(output_dir, "report-sweep.png")
+    if plot_sweep(report, sweep_path):
+        charts["sweep"] = sweep_path
 
     markdown_path = os.path.join(output_dir, "report.md")
     with open(markdown_path, "w", encoding="utf-8") as f:

@@ -4,6 +4,7 @@ import os
 
 from bench import quality
 from bench.report.model import ALPHA
+from bench.report.sweeps import settings_section_lines, sweep_section_lines
 from bench.report.traces import trace_section_lines
 
 _COLUMNS_LEGEND = [
@@ -33,9 +34,12 @@ def _speedup_cell(row):
 
 
 def _strategy_cell(row):
+    label = row.strategy
     if row.fine_tune_at is not None:
-        return f"{row.strategy} (fine_tune_at={row.fine_tune_at})"
-    return row.strategy
+        label = f"{row.strategy} (fine_tune_at={row.fine_tune_at})"
+    if (row.compile_mode, row.precision) != ("graph", "float32"):
+        label += f" [{row.compile_mode}, {row.precision}]"
+    return label
 
 
 def _table_lines(table):
@@ -156,6 +160,12 @@ def render_markdown(report, charts=None, output_dir="."):
     lines += ["Columns:", ""] + [f"- **{name}**: {text}" for name, text in _MEMORY_LEGEND]
     if "memory" in charts:
         lines += ["", _image_line("allocator peak by strategy and batch", charts["memory"], output_dir)]
+
+    sweep_lines = sweep_section_lines(report)
+    lines += sweep_lines
+    if sweep_lines and "sweep" in charts:
+        lines += ["", _image_line("samples/s and allocator peak by fine_tune_at", charts["sweep"], output_dir)]
+    lines += settings_section_lines(report)
 
     trace_lines = trace_section_lines(report)
     lines += trace_lines

@@ -39,6 +39,9 @@ class Row:
     data_source: str
     warnings: list
     fine_tune_at: object = None
+    compile_mode: str = "graph"
+    precision: str = "float32"
+    compile_seconds: object = None
     memory: dict = dataclasses.field(default_factory=dict)
     trace: dict = dataclasses.field(default_factory=dict)
     speedup: object = None
@@ -73,6 +76,20 @@ class FailedCase:
 
 
 @dataclasses.dataclass
+class SettingComparison:
+    """One case timed under a compile mode and precision, against graph and float32.
+
+    `ratio` is the median step time of the graph/float32 case over this one's,
+    so above 1 is faster; `p_value` is the Mann-Whitney U test's.
+    """
+
+    row: Row
+    reference: Row
+    ratio: float
+    p_value: object
+
+
+@dataclasses.dataclass
 class Table:
     """All cases of one device and model, timed or failed."""
 
@@ -80,6 +97,11 @@ class Table:
     model: str
     rows: list
     failed: list = dataclasses.field(default_factory=list)
+    settings: list = dataclasses.field(default_factory=list)
+
+    @property
+    def has_several_settings(self):
+        return len({(row.compile_mode, row.precision) for row in self.rows}) > 1
 
 
 @dataclasses.dataclass
@@ -122,15 +144,27 @@ def _row(benchmark):
         data_source=extra.get("data_source", "unknown"),
         warnings=list(extra.get("warnings", [])),
         fine_tune_at=extra.get("fine_tune_at"),
+        compile_mode=extra.get("compile_mode", "graph"),
+        precision=extra.get("precision", "float32"),
+        compile_seconds=extra.get("compile_seconds"),
         memory=extra.get("memory") or {},
         trace=extra.get("trace") or {},
     )
 
 
+_COMPILE_ORDER = {"eager": 0, "graph": 1, "xla": 2}
+_PRECISION_ORDER = {"float32": 0, "mixed_bfloat16": 1, "mixed_float16": 2}
+
+
+def setting_key(row):
+    """Return what a row shares with the `full` row it is compared with."""
+    return row.batch_size, row.compile_mode, row.precision
+
+
 def _compare_with_full(rows, raw_times):
-    full_by_batch = {row.batch_size: row for row in rows if row.strategy == BASELINE_STRATEGY}
+    full_rows = {setting_key(row): row for row in rows if row.strategy == BASELINE_STRATEGY}
     for row in rows:
-        full = full_by_batch.get(row.batch_size)
+        full = full_rows.get(setting_key(row))
         if full is None or row is full:
             continue
         row.speedup = full.median / row.median
@@ -138,7 +172,32 @@ def _compare_with_full(rows, raw_times):
 
 
 def _sort_key(row):
-    return row.batch_size, _STRATEGY_ORDER.get(row.strategy, 2), row.strategy
+    return (
+        row.batch_size,
+        _COMPILE_ORDER.get(row.compile_mode, 3),
+        _PRECISION_ORDER.get(row.precision, 3),
+        _STRATEGY_ORDER.get(row.strategy, 2),
+        row.strategy,
+        row.fine_tune_at if row.fine_tune_at is not None else -1,
+    )
+
+
+def _compare_settings(rows, raw_times):
+    """Return a SettingComparison for every row not in graph mode and float32 that has such a twin."""
+    def identity(row):
+        return row.strategy, row.fine_tune_at, row.batch_size
+
+    references = {identity(row): row for row in rows if row.compile_mode == "graph" and row.precision == "float32"}
+    comparisons = []
+    for row in sorted(rows, key=_sort_key):
+        reference = references.get(identity(row))
+        if reference is None or reference is row:
+            continue
+        comparisons.append(SettingComparison(
+            row, reference, reference.median / row.median,
+            mann_whitney_p(raw_times[id(reference)], raw_times[id(row)]),
+        ))
+    return comparisons
 
 
 def _failed_cases(data):
@@ -164,7 +223,8 @@ def build_report(data, benchmarks, source):
     for key in sorted(set(groups) | set(failed)):
         rows = groups.get(key, [])
         _compare_with_full(rows, raw_times)
-        tables.append(Table(key[0], key[1], sorted(rows, key=_sort_key), failed.get(key, [])))
+        tables.append(Table(key[0], key[1], sorted(rows, key=_sort_key), failed.get(key, []),
+                            _compare_settings(rows, raw_times)))
 
     environment = benchmarks[0]["extra_info"].get("environment", {}) if benchmarks else {}
     commit = (data.get("commit_info") or {}).get("id") or "unknown"

@@ -97,3 +97,38 @@ def plot_phases(report, path):
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
+
+
+def plot_sweep(report, path):
+    """Write samples/s and allocator peak against fine_tune_at, trainable parameters on a second axis.
+
+    One row of two panels per sweep. Returns False, writing nothing, when the
+    report has no freeze-depth sweep.
+    """
+    from bench.report.sweeps import freeze_depth_sweeps
+
+    sweeps = [(table, key, rows) for table in report.tables for key, rows in freeze_depth_sweeps(table).items()]
+    if not sweeps:
+        return False
+
+    figure, axes = plt.subplots(len(sweeps), 2, figsize=(11, 4 * len(sweeps)), squeeze=False)
+    for (table, (batch, compile_mode, precision), rows), (left, right) in zip(sweeps, axes):
+        x = [0 if row.fine_tune_at is None else row.fine_tune_at for row in rows]
+        peaks = [row.memory.get("allocator_peak_above_resident_bytes") for row in rows]
+        panels = (
+            (left, [row.samples_per_second for row in rows], "samples/s"),
+            (right, [None if p is None else p / 2**20 for p in peaks], "allocator peak above resident (MiB)"),
+        )
+        for axis, values, label in panels:
+            axis.plot(x, [float("nan") if v is None else v for v in values], "o-", color="tab:blue")
+            axis.set_xlabel("fine_tune_at (layers frozen)")
+            axis.set_ylabel(label, color="tab:blue")
+            twin = axis.twinx()
+            twin.plot(x, [row.trainable_params for row in rows], "s--", color="tab:orange")
+            twin.set_ylabel("trainable params", color="tab:orange")
+            axis.set_title(f"{table.model}, batch {batch}, {compile_mode}, {precision}", fontsize="small")
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
