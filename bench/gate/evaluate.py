@@ -13,6 +13,10 @@ def _by_strategy(run):
     return {case.strategy: name for name, case in run.cases.items()}
 
 
+def _samples(case, absolute):
+    return case.data if absolute else case.normalized()
+
+
 def timing_comparisons(baseline, current, threshold, alpha, absolute=False):
     """Return a Comparison per case (normalized by the reference, or in seconds) and per in-run ratio."""
     rows = []
@@ -30,14 +34,16 @@ def timing_comparisons(baseline, current, threshold, alpha, absolute=False):
     full_old, full_new = old_names.get(BASELINE_STRATEGY), new_names.get(BASELINE_STRATEGY)
     if full_old is None or full_new is None:
         return rows
-    old_full_median = statistics.median(baseline.cases[full_old].data)
-    new_full_median = statistics.median(current.cases[full_new].data)
+    # Both sides are reference-normalized first, so load that changed between
+    # the full case and this one cancels too.
+    old_full_median = statistics.median(_samples(baseline.cases[full_old], absolute))
+    new_full_median = statistics.median(_samples(current.cases[full_new], absolute))
     for strategy in sorted(set(old_names) & set(new_names) - {BASELINE_STRATEGY}):
         old, new = baseline.cases[old_names[strategy]], current.cases[new_names[strategy]]
         rows.append(compare(
             f"{strategy} / {BASELINE_STRATEGY} (same run)",
-            normalize(old.data, old_full_median),
-            normalize(new.data, new_full_median),
+            normalize(_samples(old, absolute), old_full_median),
+            normalize(_samples(new, absolute), new_full_median),
             threshold, alpha, (new_names[strategy], full_new),
         ))
     return rows
