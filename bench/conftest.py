@@ -116,6 +116,7 @@ def timing_settings(pytestconfig):
         max_time=float(pytestconfig.getoption("benchmark_max_time")),
         min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")),
         paired_reference=pytestconfig.getoption("--paired-reference"),
+        crosscheck=pytestconfig.getoption("--crosscheck"),
         profile_steps=pytestconfig.freezebench_options.profile_steps,
         trace_dir=pytestconfig.freezebench_trace_dir,
     )

@@ -31,7 +31,7 @@ from bench.memory import (
 )
 from bench.reference import REFERENCE_KERNEL, PairedReference, time_reference_kernel
 from bench.results import SCHEMA_VERSION
-from bench.timing import time_train_step, warm_up
+from bench.timing import PlainLoop, time_train_step, warm_up
 from models.datasets import SYNTHETIC, device_batch
 from models.graph_stats import matmul_count, optimized_op_counts
 from models.registry import model_spec
@@ -100,6 +100,7 @@ class TimingSettings:
     max_time: float
     min_rounds: int
     paired_reference: bool = False
+    crosscheck: bool = False  # time a plain loop after every round, for comparison
     profile_steps: int = 0  # 0: no profiler trace
     trace_dir: object = None  # the run's folder; each case writes to <trace_dir>/<case id>
 
@@ -163,12 +164,14 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
             resident = probe.current()
 
             paired = PairedReference(device) if settings.paired_reference else None
+            plain = PlainLoop(built.train_step, built.images, built.labels) if settings.crosscheck else None
 
             # pytest-benchmark copies the group when timing starts, so it is set first.
             benchmark.group = f"{case.model} {case.device} batch {case.batch_size}"
             runner, iterations, _ = time_train_step(
                 benchmark, built.train_step, built.images, built.labels,
-                settings.round_target, settings.max_time, settings.min_rounds, teardown=paired,
+                settings.round_target, settings.max_time, settings.min_rounds,
+                teardown=paired, plain_loop=plain,
             )
             peak = probe.peak()
 
@@ -220,6 +223,7 @@ def run_case(benchmark, case, dataset, settings, allocator_status):
         # pytest-benchmark's pedantic calls the teardown once more after the
         # last round, for an untimed extra call; that sample pairs with no round.
         "paired_reference_seconds": paired.seconds[: len(stats.data)] if paired else None,
+        "plain_loop_seconds": plain.seconds[: len(stats.data)] if plain else None,
         "structure": {**structure, "tracing_count": built.train_step.experimental_get_tracing_count()},
         "allocator_stats": allocator_status.reason,
         "trace": trace,

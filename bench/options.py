@@ -112,6 +112,9 @@ def add_options(parser):
     group.addoption("--paired-reference", action="store_true", default=False,
                     help="after every round, time a 512x512 matmul outside the round; the regression "
                     "gate divides each round by it to cancel machine load")
+    group.addoption("--crosscheck", action="store_true", default=False,
+                    help="after every round, time the same steps in a plain time.perf_counter loop; "
+                    "`python -m bench.crosscheck` compares the two medians")
     group.addoption("--data-dir", default=None,
                     help="folder with the four Fashion-MNIST IDX .gz files; without it, Keras' cache "
                     "is used if it holds them, else synthetic data")

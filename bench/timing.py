@@ -133,12 +133,51 @@ class RoundRunner:
         return bool(np.all(np.isfinite(self.losses)))
 
 
+class PlainLoop:
+    """A plain `time.perf_counter` loop of a round's steps, run between pytest-benchmark's rounds.
+
+    Used as (part of) pedantic's teardown, it times the same number of steps as
+    a round, ending with a host read, right after each round. Its per-step times
+    therefore see the same machine load as the rounds beside them, and any gap
+    between the two medians is the harness's own doing.
+    """
+
+    def __init__(self, train_step, images, labels, timer=time.perf_counter):
+        self._train_step = train_step
+        self._images = images
+        self._labels = labels
+        self._timer = timer
+        self.iterations = 1
+        self.seconds = []
+
+    def __call__(self, *args, **kwargs):
+        start = self._timer()
+        for _ in range(self.iterations):
+            loss = self._train_step(self._images, self._labels)
+        loss.numpy()
+        self.seconds.append((self._timer() - start) / self.iterations)
+
+
+def chain(*teardowns):
+    """Return one teardown that calls each of `teardowns` that is not None, in order."""
+    active = [teardown for teardown in teardowns if teardown is not None]
+    if not active:
+        return None
+
+    def teardown(*args, **kwargs):
+        for function in active:
+            function(*args, **kwargs)
+
+    return teardown
+
+
 def time_train_step(benchmark, train_step, images, labels, round_target, max_time, min_rounds,
-                    teardown=None):
+                    teardown=None, plain_loop=None):
     """Time `train_step` with `benchmark.pedantic` and return the RoundRunner and its settings.
 
     Warm-up must already have run. `teardown`, if given, runs after every round,
-    outside the timed region. Returns (runner, iterations, rounds).
+    outside the timed region, and so does `plain_loop`, a PlainLoop given the
+    calibrated iterations. Returns (runner, iterations, rounds).
     """
     overhead = timer_overhead()
     round_target = max(round_target, TIMER_OVERHEAD_FACTOR * overhead)
@@ -148,5 +187,8 @@ def time_train_step(benchmark, train_step, images, labels, round_target, max_tim
     rounds = plan_rounds(per_step, iterations, max_time, min_rounds)
 
     runner = RoundRunner(train_step, images, labels, iterations)
-    benchmark.pedantic(runner, rounds=rounds, iterations=iterations, warmup_rounds=0, teardown=teardown)
+    if plain_loop is not None:
+        plain_loop.iterations = iterations
+    benchmark.pedantic(runner, rounds=rounds, iterations=iterations, warmup_rounds=0,
+                       teardown=chain(teardown, plain_loop))
     return runner, iterations, rounds
