@@ -278,3 +278,35 @@ def test_time_train_step_teardown(fixed_calibration):
 
     assert len(teardowns) == rounds + 1
     assert teardowns[0] == 2 + iterations
+
+
+def test_plain_loop_times_round_steps():
+    from bench.timing import PlainLoop
+
+    clock = iter([0.0, 0.030, 1.0, 1.012])
+    calls = []
+
+    class Loss:
+        def numpy(self):
+            return 1.0
+
+    def step(images, labels):
+        calls.append(1)
+        return Loss()
+
+    plain = PlainLoop(step, None, None, timer=lambda: next(clock))
+    plain.iterations = 3
+    plain()
+    plain()
+    assert len(calls) == 6
+    assert plain.seconds == [0.010, pytest.approx(0.004)]
+
+
+def test_chain_skips_none():
+    from bench.timing import chain
+
+    seen = []
+    teardown = chain(None, lambda: seen.append("a"), lambda: seen.append("b"))
+    teardown()
+    assert seen == ["a", "b"]
+    assert chain(None, None) is None
