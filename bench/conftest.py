@@ -20,7 +20,7 @@ from bench.precision import precision_skip_reason  # noqa: E402
 from models.registry import SPARSE_LABELS, model_spec, training_data  # noqa: E402
 from models.errors import ConfigError  # noqa: E402
 
-# A round of at least 20 ms holds several steps of the small MLP cases, so the
+# A round of at least 20 ms contains several steps of the small MLP cases, so the
 # per-round host read and Python dispatch are a small share of it. pytest-benchmark's
 # own default (5 us) would give one-step rounds.
 DEFAULT_ROUND_TARGET = 0.02

@@ -47,7 +47,7 @@ class OutOfMemory(Exception):
 class Case:
     """The parameters of one benchmark case.
 
-    `fine_tune_at` is used by frozen-prefix only. `model_options` holds the
+    `fine_tune_at` is used by frozen-prefix only. `model_options` contains the
     model builder's keyword arguments as (name, value) pairs, such as
     mobilenetv2's image size.
     """

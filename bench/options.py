@@ -88,6 +88,7 @@ def add_options(parser):
     group.addoption("--fine-tune-sweep", action="store_true", default=False,
                     help="run frozen-prefix at every fine_tune_at of the MLPs, and every 25 base "
                     "layers of mobilenetv2 plus both ends")
+
     group.addoption("--optimizer", default=DEFAULT_OPTIMIZER,
                     help="optimizer of every case: sgd or adam, with Keras defaults (default: %(default)s)")
     group.addoption("--compile-mode", default="graph",
@@ -101,6 +102,7 @@ def add_options(parser):
     group.addoption("--weights", default="auto",
                     help="mobilenetv2 base weights: auto (ImageNet if its file is in Keras' cache, "
                     "else random) or none (default: %(default)s)")
+
     group.addoption("--memory-sweep", default=None, metavar="MAX_BATCH",
                     help="sweep batch sizes for memory: double from the smallest batch size up to "
                     "MAX_BATCH samples; cases that run out of memory are recorded, not fatal")
@@ -112,6 +114,7 @@ def add_options(parser):
     group.addoption("--paired-reference", action="store_true", default=False,
                     help="after every round, time a 512x512 matmul outside the round; the regression "
                     "gate divides each round by it to cancel machine load")
+
     group.addoption("--crosscheck", action="store_true", default=False,
                     help="after every round, time the same steps in a plain time.perf_counter loop; "
                     "`python -m bench.crosscheck` compares the two medians")

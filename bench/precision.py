@@ -91,7 +91,7 @@ class EagerStep:
 
 
 def compile_train_step(make_step, compile_mode):
-    """Return the step `make_step(jit_compile)` builds, run as `compile_mode` says."""
+    """Return the step that `make_step(jit_compile)` builds, run in `compile_mode`."""
     step = make_step(compile_mode == "xla")
     if compile_mode == "eager":
         return EagerStep(step)

@@ -31,8 +31,8 @@ def make_train_step(model, variables, optimizer, jit_compile=False, loss=None):
     MLPs' sparse categorical cross-entropy on a softmax output.
 
     The optimizer is built here, before tracing, because a `tf.function` may
-    create variables only on its first trace; building eagerly keeps the slot
-    variables out of the traced graph's side effects.
+    create variables only on its first trace. Built eagerly, no variable is
+    created during tracing at all.
     """
     loss_fn = keras.losses.SparseCategoricalCrossentropy() if loss is None else loss
     variables = list(variables)
@@ -92,9 +92,9 @@ def check_updated_variables(train_step, model, plan, images, labels):
     """Raise RuntimeError if the traced step updates other variables than `plan.variables`.
 
     This compares what the strategy reports (its plan, per-layer table and
-    parameter counts) with what the compiled graph actually writes, so a step
-    built from another variable list, such as `model.trainable_variables` read
-    after a `trainable` flag changed, cannot pass as the planned strategy.
+    parameter counts) with what the compiled graph actually writes. A step built
+    from another variable list, such as `model.trainable_variables` read after a
+    `trainable` flag changed, therefore cannot pass as the planned strategy.
 
     `plan.state_variables` (BatchNormalization moving statistics, Dropout seed
     states) are left out of the comparison, because the forward pass writes

@@ -1,4 +1,4 @@
-"""Write results/report.md and a throughput chart from a pytest-benchmark results file.
+"""Write results/report.md and its charts from a pytest-benchmark results file.
 
 Usage: python -m bench.report [RESULTS.json] [--output-dir DIR]
 

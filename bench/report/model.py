@@ -23,8 +23,9 @@ _STRATEGY_ORDER = {"full": 0, "frozen-prefix": 1}
 class Row:
     """One case: step time statistics in seconds, throughput and the comparison with `full`.
 
-    `speedup` is the median step time of `full` over this case's; it is None for
-    `full` itself or when no `full` case with the same batch size was measured.
+    `speedup` is the median step time of `full` over this case's. It is None for
+    `full` itself, and when no `full` case with the same batch size, compile mode
+    and precision was measured.
     `p_value` is None when either case lacks raw round times.
     """
 
