@@ -12,6 +12,7 @@ import os
 from google.protobuf.message import DecodeError
 
 from bench import breakdown, trace_checks
+from bench.devices import tf_device
 from bench.profiler import capture_trace
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,9 @@ def profile_case(case, built, logdir, steps):
 
     The summary is also written beside the trace as `logdir/summary.json`.
     """
-    result = capture_trace(built.train_step, built.images, built.labels, logdir, steps=steps)
+    # The device lets the capture warn when a GPU trace has no GPU plane (CUPTI missing).
+    device = tf_device(case.device)
+    result = capture_trace(built.train_step, built.images, built.labels, logdir, steps=steps, device=device)
     if not result.ok:
         return {"error": result.error, "logdir": logdir}
 

@@ -62,6 +62,7 @@ def pytest_configure(config):
     config.freezebench_datasets = datasets
     config.freezebench_plans = {}
     config.freezebench_failed_cases = []
+    config.freezebench_trace_problems = []
 
 
 def load_datasets(options):
@@ -104,6 +105,12 @@ def allocator_status():
 def record_failed_case(pytestconfig):
     """Keep a result row for a case that could not be timed, such as one out of memory."""
     return pytestconfig.freezebench_failed_cases.append
+
+
+@pytest.fixture
+def record_trace_problem(pytestconfig):
+    """Keep a profiler error or warning (such as a GPU trace without CUPTI) for the terminal summary."""
+    return pytestconfig.freezebench_trace_problems.append
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +156,12 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(text)
     for name, dataset in datasets.items():
         terminalreporter.write_line(f"data of {name}: {dataset.source} ({dataset.detail})")
+    problems = getattr(config, "freezebench_trace_problems", [])
+    if problems:
+        terminalreporter.section("freezebench: profiler warnings (timings are kept)")
+        for problem in problems:
+            terminalreporter.write_line(f"WARNING: {problem}")
+
     trace_dir = config.freezebench_trace_dir
     if trace_dir and os.path.isdir(trace_dir):
         terminalreporter.write_line(f"traces: tensorboard --logdir {os.path.relpath(trace_dir)}")

@@ -52,7 +52,8 @@ def test_profile_writes_trace_per_case(tmp_path):
 @pytest.mark.slow
 def test_profiler_start_failure_keeps_timing(tmp_path):
     env = {"FREEZEBENCH_TEST_PROFILER_DIR": str(tmp_path / "other-profiler")}
-    _, data = run_bench(tmp_path, "--profile", "-p", "tests.plugins.busy_profiler", env=env)
+    result, data = run_bench(tmp_path, "--profile", "-p", "tests.plugins.busy_profiler", env=env)
+    assert "profiler warnings (timings are kept)" in result.stdout
     for benchmark in data["benchmarks"]:
         assert benchmark["stats"]["median"] > 0
         assert "error" in benchmark["extra_info"]["trace"]
