@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,15 @@ def test_profile_writes_trace_per_case(tmp_path):
         assert trace["steps"] == 2
         assert all(check["ok"] for check in trace["checks"].values())
     assert "tensorboard --logdir results/traces/" in result.stdout
+
+    # The step annotations give TensorBoard's overview page real step times,
+    # not "no step marker observed".
+    raw_to_tool_data = pytest.importorskip("xprof.convert.raw_to_tool_data")
+    (xplane,) = glob.glob(os.path.join(traces[0]["logdir"], "plugins", "profile", "*", "*.xplane.pb"))
+    page, _ = raw_to_tool_data.xspace_to_tool_data([xplane], "overview_page", {})
+    overview = json.dumps(json.loads(page))
+    assert "no step marker" not in overview.lower()
+    assert float(re.search(r'"steptime_ms_average": "([0-9.]+)"', overview).group(1)) > 0
 
 
 @pytest.mark.slow
