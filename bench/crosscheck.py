@@ -49,6 +49,8 @@ def main(argv=None):
         help="largest accepted relative difference of the medians (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    if not 0 < args.tolerance < 1:
+        parser.error(f"--tolerance={args.tolerance} is invalid; give a fraction such as 0.10")
     try:
         results_path = args.results or latest_results_file()
         print(f"results: {results_path}")

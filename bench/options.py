@@ -9,8 +9,14 @@ base-frozen and head-only at batch 32.
 import dataclasses
 import itertools
 
-from bench.devices import DEVICES, check_explicit_request, parse_device
-from bench.precision import COMPILE_MODES, PRECISIONS, parse_compile_mode, parse_precision
+from bench.devices import DEVICES, check_explicit_request, parse_device, skip_reason
+from bench.precision import (
+    COMPILE_MODES,
+    PRECISIONS,
+    parse_compile_mode,
+    parse_precision,
+    precision_skip_reason,
+)
 from models.errors import ConfigError
 from models.registry import DEFAULT_MODELS, MODEL_NAMES, model_spec
 from models.strategies import FROZEN_PREFIX, check_strategy, parse_strategy
@@ -124,9 +130,13 @@ def add_options(parser):
 
 
 def _split(text, option):
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
         raise ConfigError(f"{option}={text!r} is empty; give at least one comma-separated value")
+    if not all(items):
+        raise ConfigError(f"{option}={text!r} has an empty item; separate values with single commas")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{option}={text!r} repeats a value; give each value once")
     return items
 
 
@@ -177,17 +187,19 @@ def _model_plan(name, getoption):
     spec = model_spec(name, **dict(options))
     model = spec.build()
 
-    strategies_text = getoption("--strategies") or ",".join(DEFAULT_STRATEGIES.get(name, MLP_STRATEGIES))
+    strategies_text = getoption("--strategies")
+    if strategies_text is None:
+        strategies_text = ",".join(DEFAULT_STRATEGIES.get(name, MLP_STRATEGIES))
     strategies = [parse_strategy(text) for text in _split(strategies_text, "--strategies")]
 
     batch_text = getoption("--batch-sizes")
-    batch_sizes = (_int_list(batch_text, "--batch-sizes", minimum=1) if batch_text
+    batch_sizes = (_int_list(batch_text, "--batch-sizes", minimum=1) if batch_text is not None
                    else list(DEFAULT_BATCH_SIZES.get(name, MLP_BATCH_SIZES)))
 
     fine_tune_text = getoption("--fine-tune-at")
     # A negative value is let through here, so that check_strategy's message
     # names the model's full range.
-    fine_tune_ats = (_int_list(fine_tune_text, "--fine-tune-at", minimum=-(2**31)) if fine_tune_text
+    fine_tune_ats = (_int_list(fine_tune_text, "--fine-tune-at", minimum=-(2**31)) if fine_tune_text is not None
                      else [spec.default_fine_tune_at])
     if getoption("--fine-tune-sweep"):
         fine_tune_ats = sweep_fine_tune_ats(spec.fine_tune_layer_count)
@@ -196,6 +208,16 @@ def _model_plan(name, getoption):
         for fine_tune_at in fine_tune_ats:
             check_strategy(strategy, model, fine_tune_at)
     return ModelPlan(name, options, strategies, batch_sizes, fine_tune_ats)
+
+
+def _check_precisions_can_run(precisions, devices, physical_gpus):
+    """Raise ConfigError when no requested precision can run on any requested device that exists."""
+    usable = [d for d in devices if skip_reason(d, physical_gpus) is None]
+    if usable and all(precision_skip_reason(p, d) for p in precisions for d in usable):
+        raise ConfigError(
+            f"--precision={','.join(precisions)} cannot run on --device={','.join(usable)}: "
+            f"{precision_skip_reason(precisions[0], usable[0])}"
+        )
 
 
 def parse_options(getoption, physical_gpus=None):
@@ -224,5 +246,6 @@ def parse_options(getoption, physical_gpus=None):
         profile_steps = 0
 
     check_explicit_request(devices, physical_gpus)
+    _check_precisions_can_run(precisions, devices, physical_gpus)
     return BenchOptions(models, devices, optimizer, compile_modes, precisions,
                         getoption("--data-dir"), memory_sweep, profile_steps)

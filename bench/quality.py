@@ -21,7 +21,7 @@ LEGEND = {
     UNSTABLE: f"IQR above {UNSTABLE_IQR_RATIO:.0%} of the median step time: noisy rounds.",
     RETRACED: "the tf.function was traced again after warm-up, so tracing time may be in the rounds.",
     NON_FINITE_LOSS: "a round ended with a NaN or infinite loss.",
-    SYNTHETIC_DATA: "random data of Fashion-MNIST's shape was used; the step time does not depend on it.",
+    SYNTHETIC_DATA: "random data of the model's input shape was used; the step time does not depend on it.",
     NOTHING_TRAINED: "the strategy leaves no variable to update, so the step is a forward pass only.",
     NO_ALLOCATOR_STATS: "the allocator kept no statistics, so its figures are unavailable (not zero); "
     "on CPU, TF_CPU_ALLOCATOR_USE_BFC=true must be set before TensorFlow is imported.",

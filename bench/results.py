@@ -69,6 +69,8 @@ def load_results(path):
         )
 
     usable = [b for b in benchmarks if _is_freezebench_benchmark(b)]
+    # The report names how many were left out, so a damaged row is not lost silently.
+    data["freezebench_skipped_benchmarks"] = len(benchmarks) - len(usable)
     if not usable and not failed:
         raise ConfigError(
             f"results file {path!r} holds no freezebench benchmarks of schema version "
@@ -84,4 +86,8 @@ def _is_freezebench_benchmark(benchmark):
         return False
     if extra.get("schema_version") != SCHEMA_VERSION:
         return False
-    return all(key in stats for key in _REQUIRED_STATS) and all(key in extra for key in _REQUIRED_EXTRA)
+    if not all(key in stats for key in _REQUIRED_STATS) or not all(key in extra for key in _REQUIRED_EXTRA):
+        return False
+    numbers_ok = all(isinstance(stats[key], (int, float)) and stats[key] > 0 for key in ("median", "q1", "q3"))
+    return (numbers_ok and isinstance(extra["strategy"], str) and isinstance(extra["model"], str)
+            and isinstance(extra["device"], str) and isinstance(extra["batch_size"], int))

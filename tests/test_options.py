@@ -75,7 +75,7 @@ def test_default_case_count():
 
 
 def test_values_are_stripped():
-    options = parse(models=" mlp-subclassed , ", batch_sizes="8, 16", device="cpu")
+    options = parse(models=" mlp-subclassed ", batch_sizes="8, 16", device="cpu")
     assert [plan.name for plan in options.models] == ["mlp-subclassed"]
     assert options.models[0].batch_sizes == [8, 16]
     assert options.devices == ["cpu"]
@@ -208,3 +208,15 @@ def test_empty_list_rejected(option):
 def test_fine_tune_at_ignored_without_prefix():
     """fine_tune_at is checked against the layers only when frozen-prefix runs."""
     assert parse(strategies="full,dense2-only", fine_tune_at="9").models[0].fine_tune_ats == [9]
+
+
+@pytest.mark.parametrize("text", ["", "1,,2", "8,8"])
+def test_batch_list_rejected(text):
+    message = parse_error(batch_sizes=text)
+    assert f"--batch-sizes={text!r}" in message
+
+
+def test_float16_only_on_cpu_rejected():
+    message = parse_error(precision="mixed_float16", device="cpu")
+    assert "--precision=mixed_float16" in message
+    assert "GPU only" in message

@@ -35,8 +35,17 @@ def test_sweep_needs_three_points():
 
 def test_sweep_speedups_over_full():
     text = "\n".join(sweep_section_lines(FakeReport([sweep_table()])))
-    assert "| 0 (full) | 1,000 | 80.0 | 1.00x |" in text
-    assert "| 154 | 10 | 320.0 | 4.00x |" in text
+    assert "| 0 (full) | 1,000 | 80.0 (80.0-80.0) | 1.00x |" in text
+    # The hand-made rows carry no round times, so the test cannot run.
+    assert "| 154 | 10 | 320.0 (320.0-320.0) | 4.00x (too few rounds to test) |" in text
+
+
+def test_min_p_of_four_rounds():
+    from bench.report.model import min_p_value, testable
+
+    assert round(min_p_value(4, 4), 4) == 0.0286
+    assert not testable([1.0] * 4, [2.0] * 4)
+    assert testable([1.0] * 6, [2.0] * 6)
 
 
 def test_settings_compare_with_graph_float32():

@@ -20,7 +20,7 @@ from bench.gate.evaluate import (
     suspected_cases,
     timing_comparisons,
 )
-from bench.gate.runs import DEFAULT_BASELINE, read_baseline, run_cases, write_baseline
+from bench.gate.runs import DEFAULT_BASELINE, check_baseline_path, read_baseline, run_cases, write_baseline
 from models.errors import ConfigError
 
 
@@ -75,6 +75,8 @@ def baseline_problem(baseline, run, path):
 
 def gate(args):
     """Run the gate and return its exit status."""
+    # A bad baseline path is reported before minutes of measuring, not after.
+    check_baseline_path(args.baseline, args.record)
     run = run_cases(extra_args=args.pytest_args)
     if args.record:
         write_baseline(run, args.baseline)

@@ -120,9 +120,27 @@ def write_baseline(run, path):
         "pytest_args": list(GATE_PYTEST_ARGS),
         "cases": {name: dataclasses.asdict(case) for name, case in run.cases.items()},
     }
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=1)
+    except OSError as error:
+        raise ConfigError(f"cannot write baseline {path!r}: {error.strerror}") from None
+
+
+def check_baseline_path(path, record):
+    """Raise ConfigError before any measuring if `path` cannot be read (or, with `record`, written)."""
+    if os.path.isdir(path):
+        raise ConfigError(f"--baseline {path!r} is a folder; give a file such as {DEFAULT_BASELINE}")
+    if record:
+        folder = os.path.dirname(os.path.abspath(path))
+        existing = folder
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+            raise ConfigError(f"cannot write baseline {path!r}: {existing!r} is not a writable folder")
+        return
+    read_baseline(path)
 
 
 def read_baseline(path):
@@ -143,7 +161,9 @@ def read_baseline(path):
         cases = {name: CaseRun(**case) for name, case in payload["cases"].items()}
         return GateRun(cases, payload["tensorflow_version"], payload["keras_version"],
                        payload.get("machine", {}))
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except OSError as error:
+        raise ConfigError(f"cannot read baseline {path!r}: {error.strerror}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise ConfigError(
             f"baseline {path!r} is not a valid gate baseline ({error!r}); record a new one "
             "with `python -m bench.gate --record`"

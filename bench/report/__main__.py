@@ -31,6 +31,8 @@ def write_report(results_path, output_dir):
     data, benchmarks = load_results(results_path)
     report = build_report(data, benchmarks, os.path.relpath(results_path))
 
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigError(f"--output-dir {output_dir!r} is a file; give a folder for report.md and its charts")
     os.makedirs(output_dir, exist_ok=True)
     charts = {
         "throughput": os.path.join(output_dir, "report-throughput.png"),

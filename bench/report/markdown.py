@@ -8,17 +8,20 @@ from bench.report.sweeps import settings_section_lines, sweep_section_lines
 from bench.report.traces import trace_section_lines
 
 _COLUMNS_LEGEND = [
-    ("strategy", "which variables the step updates: `full` all, `frozen-prefix` all but "
-     "`model.layers[:fine_tune_at]`, `<layer>-only` only that layer's."),
+    ("strategy", "which variables the step updates: `full` all, `frozen-prefix` all but the first "
+     "`fine_tune_at` layers (of `model.layers`, or of the base for a transfer-learning model), "
+     "`base-frozen` the head only with `base.trainable = False`, `<layer>-only` only that layer's."),
     ("batch", "samples per training step."),
     ("median step", "median time of one training step over the timed rounds, in milliseconds."),
     ("samples/s (IQR)", "batch / median step time; in brackets the same at the third and "
      "first quartile of step time."),
     ("speedup vs full", f"median step time of `full` at the same batch over this row's. Shown only "
      f"when a two-sided Mann-Whitney U test on the per-round times gives p < {ALPHA}; "
-     "otherwise `n.s.` (not significant), with the p-value."),
+     "otherwise `n.s.` (not significant), with the p-value. With fewer than 5 rounds per case the "
+     "test cannot reach that level, and the ratio is marked `too few rounds to test`."),
     ("trainable params", "parameters the step updates."),
-    ("data", "`fashion-mnist` (real files) or `synthetic` (random data of the same shape)."),
+    ("data", "`fashion-mnist` (real files) or `synthetic` (random data of the model's input "
+     "shape); the line under each table heading gives the details and the model's weights."),
     ("warnings", "quality warnings attached to the result; see below."),
 ]
 
@@ -26,6 +29,8 @@ _COLUMNS_LEGEND = [
 def _speedup_cell(row):
     if row.speedup is None:
         return "baseline" if row.strategy == "full" else "-"
+    if row.p_value is not None and not row.testable:
+        return f"{row.speedup:.2f}x (too few rounds to test)"
     if row.significant is None:
         return f"{row.speedup:.2f}x (untested)"
     if not row.significant:
@@ -42,9 +47,19 @@ def _strategy_cell(row):
     return label
 
 
+def _source_line(table):
+    first = table.rows[0]
+    line = f"Data: {first.data_source} ({first.data_detail})."
+    if first.weights:
+        line += f" Weights: {first.weights}."
+    return line
+
+
 def _table_lines(table):
     lines = [
         f"### {table.model} on {table.device}",
+        "",
+        _source_line(table),
         "",
         "| strategy | batch | median step | samples/s (IQR) | speedup vs full "
         "| trainable params | data | warnings |",
@@ -121,7 +136,8 @@ def _header_lines(report):
         f"intra-op threads {env.get('intra_op_threads', '?')}, "
         f"inter-op threads {env.get('inter_op_threads', '?')} (0 = TensorFlow's choice).",
         "",
-    ]
+    ] + ([f"{report.skipped_benchmarks} benchmark(s) in the file were left out: they lack "
+          "freezebench fields or have invalid values.", ""] if report.skipped_benchmarks else [])
 
 
 def _legend_lines(report, columns):

@@ -9,6 +9,7 @@ drift on a busy machine makes optimistic.
 """
 
 import dataclasses
+import math
 
 from scipy.stats import mannwhitneyu
 
@@ -44,9 +45,13 @@ class Row:
     precision: str = "float32"
     compile_seconds: object = None
     memory: dict = dataclasses.field(default_factory=dict)
+    data: list = dataclasses.field(default_factory=list)
+    data_detail: str = ""
+    weights: object = None
     trace: dict = dataclasses.field(default_factory=dict)
     speedup: object = None
     p_value: object = None
+    testable: bool = True  # False when too few rounds were timed for p < ALPHA to be possible
 
     @property
     def samples_per_second_iqr(self):
@@ -60,8 +65,8 @@ class Row:
 
     @property
     def significant(self):
-        """Return True/False for the speedup test, or None when it was not run."""
-        if self.p_value is None:
+        """Return True/False for the speedup test, or None when it was not run or could not pass."""
+        if self.p_value is None or not self.testable:
             return None
         return self.p_value < ALPHA
 
@@ -115,6 +120,7 @@ class Report:
     machine: dict
     environment: dict
     tables: list
+    skipped_benchmarks: int = 0
 
     @property
     def warning_codes(self):
@@ -128,6 +134,20 @@ def mann_whitney_p(a, b):
     if not a or not b:
         return None
     return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def min_p_value(n1, n2):
+    """Return the smallest two-sided p-value an exact Mann-Whitney U test can give for sizes n1, n2.
+
+    With few rounds even fully separated samples cannot reach ALPHA: 4 rounds
+    against 4 give at least 2 / C(8, 4) = 0.029.
+    """
+    return min(1.0, 2 / math.comb(n1 + n2, n1))
+
+
+def testable(a, b):
+    """Return True if samples of these sizes can reach p < ALPHA at all."""
+    return bool(a) and bool(b) and min_p_value(len(a), len(b)) < ALPHA
 
 
 def _row(benchmark):
@@ -149,6 +169,9 @@ def _row(benchmark):
         precision=extra.get("precision", "float32"),
         compile_seconds=extra.get("compile_seconds"),
         memory=extra.get("memory") or {},
+        data=list(stats.get("data") or []),
+        data_detail=extra.get("data_detail", ""),
+        weights=(extra.get("weights") or {}).get("detail"),
         trace=extra.get("trace") or {},
     )
 
@@ -170,6 +193,7 @@ def _compare_with_full(rows, raw_times):
             continue
         row.speedup = full.median / row.median
         row.p_value = mann_whitney_p(raw_times[id(full)], raw_times[id(row)])
+        row.testable = testable(raw_times[id(full)], raw_times[id(row)])
 
 
 def _sort_key(row):
@@ -236,4 +260,5 @@ def build_report(data, benchmarks, source):
         machine=data.get("machine_info", {}),
         environment=environment,
         tables=tables,
+        skipped_benchmarks=data.get("freezebench_skipped_benchmarks", 0),
     )

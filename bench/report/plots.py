@@ -121,6 +121,7 @@ def plot_sweep(report, path):
         )
         for axis, values, label in panels:
             axis.plot(x, [float("nan") if v is None else v for v in values], "o-", color="tab:blue")
+            axis.set_ylim(bottom=0)  # a truncated axis would exaggerate the differences
             axis.set_xlabel("fine_tune_at (layers frozen)")
             axis.set_ylabel(label, color="tab:blue")
             twin = axis.twinx()

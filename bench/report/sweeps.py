@@ -1,6 +1,6 @@
 """Report sections that compare settings: the freeze-depth sweep, and compile modes and precisions."""
 
-from bench.report.model import ALPHA, BASELINE_STRATEGY, setting_key
+from bench.report.model import ALPHA, BASELINE_STRATEGY, mann_whitney_p, setting_key, testable
 
 FROZEN_PREFIX = "frozen-prefix"
 # A sweep needs this many fine_tune_at values to be worth a plot.
@@ -39,6 +39,18 @@ def _peak_mib(row):
     return "n/a" if peak is None else f"{peak / 2**20:.2f}"
 
 
+def _sweep_speedup_cell(row, baseline):
+    ratio = baseline.median / row.median
+    if row is baseline:
+        return "1.00x"
+    if not testable(baseline.data, row.data):
+        return f"{ratio:.2f}x (too few rounds to test)"
+    p_value = mann_whitney_p(baseline.data, row.data)
+    if p_value >= ALPHA:
+        return f"n.s. (p={p_value:.2g})"
+    return f"{ratio:.2f}x"
+
+
 def sweep_section_lines(report):
     """Return the freeze-depth sweep tables, or [] when no table has a sweep."""
     lines = []
@@ -48,20 +60,23 @@ def sweep_section_lines(report):
             lines += [
                 f"### {table.model} on {table.device}, batch {batch}, {compile_mode}, {precision}",
                 "",
-                "| fine_tune_at | trainable params | samples/s | speedup vs fully trainable "
+                "| fine_tune_at | trainable params | samples/s (IQR) | speedup vs fully trainable "
                 "| allocator peak (MiB) |",
                 "|---:|---:|---:|---:|---:|",
             ]
             for row in rows:
+                low, high = row.samples_per_second_iqr
                 lines.append(
-                    f"| {_fine_tune_label(row)} | {row.trainable_params:,} | {row.samples_per_second:,.1f} "
-                    f"| {baseline.median / row.median:.2f}x | {_peak_mib(row)} |"
+                    f"| {_fine_tune_label(row)} | {row.trainable_params:,} "
+                    f"| {row.samples_per_second:,.1f} ({low:,.1f}-{high:,.1f}) "
+                    f"| {_sweep_speedup_cell(row, baseline)} | {_peak_mib(row)} |"
                 )
             lines.append("")
     if not lines:
         return []
     return ["", "## Freeze-depth sweep", "",
-            "Frozen-prefix at each fine_tune_at; the speedup is over the fully trainable point.", ""] + lines
+            "Frozen-prefix at each fine_tune_at. The speedup is over the fully trainable point, "
+            f"shown only where a two-sided Mann-Whitney U test gives p < {ALPHA}.", ""] + lines
 
 
 def _ratio_cell(comparison):
