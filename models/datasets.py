@@ -98,6 +98,11 @@ def load_training_data(data_dir=None, min_samples=1, seed=0):
 
 
 def _load_data_dir(data_dir):
+    if not os.path.isdir(data_dir):
+        raise ConfigError(
+            f"--data-dir {str(data_dir)!r} not found or not a folder; give the folder that "
+            f"contains the four Fashion-MNIST IDX files ({', '.join(IDX_FILES)})"
+        )
     missing = missing_files(data_dir)
     if missing:
         raise ConfigError(

@@ -299,3 +299,9 @@ def test_device_batch_rejects_size(batch_size):
         device_batch(small_dataset(), batch_size, "/CPU:0")
     assert f"batch size {batch_size}" in str(raised.value)
     assert "positive integer" in str(raised.value)
+
+
+def test_missing_data_dir_named(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_training_data(data_dir=str(tmp_path / "nope"))
+    assert "not found or not a folder" in str(raised.value)
