@@ -206,7 +206,11 @@ def _model_plan(name, getoption):
 
     for strategy in strategies:
         for fine_tune_at in fine_tune_ats:
-            check_strategy(strategy, model, fine_tune_at)
+            try:
+                check_strategy(strategy, model, fine_tune_at)
+            except ConfigError as error:
+                # The message names the Keras model; this names the --models value too.
+                raise ConfigError(f"--models={name}: {error}") from None
     return ModelPlan(name, options, strategies, batch_sizes, fine_tune_ats)
 
 
@@ -237,7 +241,12 @@ def parse_options(getoption, physical_gpus=None):
     memory_sweep = getoption("--memory-sweep")
     if memory_sweep is not None:
         smallest = min(size for plan in models for size in plan.batch_sizes)
-        memory_sweep = _parse_int(memory_sweep, "--memory-sweep", minimum=smallest)
+        memory_sweep = _parse_int(memory_sweep, "--memory-sweep", minimum=1)
+        if memory_sweep < smallest:
+            raise ConfigError(
+                f"--memory-sweep={memory_sweep} is below the smallest batch size ({smallest}), where "
+                "the sweep starts; give a larger maximum or a smaller --batch-sizes"
+            )
         for plan in models:
             plan.batch_sizes = sweep_batch_sizes(min(plan.batch_sizes), memory_sweep)
 

@@ -220,3 +220,12 @@ def test_float16_only_on_cpu_rejected():
     message = parse_error(precision="mixed_float16", device="cpu")
     assert "--precision=mixed_float16" in message
     assert "GPU only" in message
+
+
+def test_memory_sweep_below_batch():
+    message = parse_error(memory_sweep="16", batch_sizes="64")
+    assert "--memory-sweep=16 is below the smallest batch size (64)" in message
+
+
+def test_range_error_names_option_model():
+    assert parse_error(fine_tune_at="5").startswith("--models=mlp-sequential: ")
