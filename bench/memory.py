@@ -101,16 +101,12 @@ def peak_rss_bytes():
 
 
 def variable_bytes(variables):
-    """Return the bytes held by `variables`, from their shapes and dtypes."""
+    """Return the bytes that `variables` occupy, from their shapes and dtypes."""
     import tensorflow as tf
 
-    total = 0
-    for variable in variables:
-        count = 1
-        for dim in variable.shape:
-            count *= int(dim)
-        total += count * tf.as_dtype(variable.dtype).size
-    return total
+    from models.strategies import count_params
+
+    return sum(count_params(variable) * tf.as_dtype(variable.dtype).size for variable in variables)
 
 
 def slot_variables(optimizer):

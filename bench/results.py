@@ -5,7 +5,7 @@ Results are pytest-benchmark JSON files (what `--benchmark-autosave` writes and
 benchmark's `extra_info`, versioned by `extra_info["schema_version"]`.
 
 Schema versions:
-1: first version. extra_info holds the case, parameter counts, per-layer state,
+1: first version. extra_info contains the case, parameter counts, per-layer state,
    warm-up, calibration, throughput, memory, warnings and environment. Cases
    without timings (out of memory) are in the top-level list
    "freezebench_failed_cases".
@@ -43,7 +43,7 @@ def load_results(path):
     """Load a results file and return its benchmarks that carry freezebench fields.
 
     Raises ConfigError naming the file and the problem if it is missing, is not
-    JSON, or holds no freezebench benchmarks of a supported schema version.
+    JSON, or contains no freezebench benchmarks of a supported schema version.
     """
     try:
         with open(path, encoding="utf-8") as f:
@@ -73,7 +73,7 @@ def load_results(path):
     data["freezebench_skipped_benchmarks"] = len(benchmarks) - len(usable)
     if not usable and not failed:
         raise ConfigError(
-            f"results file {path!r} holds no freezebench benchmarks of schema version "
+            f"results file {path!r} contains no freezebench benchmarks of schema version "
             f"{SCHEMA_VERSION} with stats {', '.join(_REQUIRED_STATS)}"
         )
     return data, usable

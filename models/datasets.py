@@ -40,8 +40,8 @@ _IDX_UBYTE_TYPE = 0x08
 class Dataset:
     """Training images and labels, with their source.
 
-    Fashion-MNIST data holds uint8 images (N x 28 x 28) and uint8 class indices (N).
-    Synthetic image data holds float32 images (N x S x S x 3) in [-1, 1] and
+    Fashion-MNIST data consists of uint8 images (N x 28 x 28) and uint8 class indices (N).
+    Synthetic image data consists of float32 images (N x S x S x 3) in [-1, 1] and
     float32 labels 0 or 1. `source` is "fashion-mnist" or "synthetic"; `detail`
     gives the directory read or the reason for synthetic data.
     """

@@ -10,7 +10,7 @@ A case regresses only when both hold:
 The test is rank-based, so it tolerates the long right tail of step times that
 interference on shared runners produces. A case that meets both conditions is
 only suspected. The gate measures it once more and fails only if the second
-measurement confirms it, so one unlucky draw cannot fail a build.
+measurement confirms it, so a single unlucky draw does not fail a build.
 
 Samples are normalized before they get here: step time over the reference
 kernel's time (machine speed), or over the median of `full` in the same run
